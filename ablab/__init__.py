@@ -1,0 +1,1 @@
+"""ablab: an architecture-transition ablation laboratory for vision transformers."""

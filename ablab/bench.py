@@ -1,0 +1,60 @@
+"""Side-by-side speed check: our build of a preset against timm's model of the same architecture.
+
+Both models see the same input; timings alternate (ours, timm, ours, ...) so
+that drift in machine load hits both alike, and the ratio is taken of medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import timm
+import torch
+from torch import nn
+
+from .build import build
+from .measure.params import count_params
+from .presets import TIMM_EQUIVALENT, preset
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    preset: str
+    timm_model: str
+    batch_size: int
+    ours: float  # images/s, median over rounds
+    timm: float
+    params_equal: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.timm
+
+
+def _seconds_per_batch(model: nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    model(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 7, device: str = "cpu") -> BenchResult:
+    """Median images/s of our `name` preset and its timm twin, timed alternately."""
+    if name not in TIMM_EQUIVALENT:
+        raise KeyError(f"preset '{name}' has no timm twin; choose from {', '.join(sorted(TIMM_EQUIVALENT))}")
+    spec = preset(name)
+    ours = build(spec).eval().to(device)
+    ref = timm.create_model(TIMM_EQUIVALENT[name]).eval().to(device)
+    x = torch.randn(batch_size, spec.in_chans, spec.img_size, spec.img_size, device=device)
+    times: dict[str, list[float]] = {"ours": [], "timm": []}
+    with torch.inference_mode():
+        ours(x), ref(x)  # warm-up
+        for _ in range(rounds):
+            times["ours"].append(_seconds_per_batch(ours, x))
+            times["timm"].append(_seconds_per_batch(ref, x))
+    per_s = {k: batch_size / statistics.median(v) for k, v in times.items()}
+    return BenchResult(name, TIMM_EQUIVALENT[name], batch_size, per_s["ours"], per_s["timm"],
+                       count_params(ours) == count_params(ref))

@@ -1,0 +1,142 @@
+"""The `ablab` command line: transforms, validate, show, run, report, bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .describe import describe, describe_diff
+from .recipe import Recipe, RecipeError, load_recipe
+from .transforms import TRANSFORMS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+RESULTS = typer.Option(Path("results"), "--results", help="Results directory.")
+
+
+def _fail(lines: list[str], code: int = 2) -> None:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> Recipe:
+    try:
+        return load_recipe(path)
+    except RecipeError as e:
+        _fail(["error: invalid recipe", *e.errors])
+        raise  # unreachable: _fail exits
+
+
+def _profile(recipe: Recipe, profile: Optional[str]) -> str:
+    from .runner import default_profile
+
+    if profile is None:
+        return default_profile(recipe)
+    if profile not in recipe.profiles:
+        _fail([f"error: {recipe.path}: no profile '{profile}'; this recipe has: {', '.join(recipe.profiles)}"])
+    return profile
+
+
+@app.command()
+def transforms() -> None:
+    """List every transform: name, parameters, one-line doc, the paper step it reproduces."""
+    for t in TRANSFORMS.values():
+        typer.echo(f"{t.name}({', '.join(p.describe() for p in t.params)})")
+        typer.echo(f"    {t.doc}")
+        typer.echo(f"    paper: {t.paper}")
+
+
+@app.command()
+def validate(recipe: Path) -> None:
+    """Check a recipe (fields, transforms, parameters, steps, every profile) without running anything."""
+    r = _load(recipe)
+    typer.echo(f"ok: {r.path}: {len(r.steps)} steps ({', '.join(s.id for s in r.steps)}), "
+               f"profiles: {', '.join(r.profiles)}")
+
+
+@app.command()
+def show(recipe: Path, profile: str = typer.Option("paper", help="Profile whose scale to show.")) -> None:
+    """Print each step's architecture and what changed from its parent."""
+    r = _load(recipe)
+    profile = _profile(r, profile)
+    typer.echo(f"{r.title}  [{profile}]")
+    for step in r.steps:
+        spec = r.spec(step.id, profile)
+        how = f"{step.transform}({', '.join(f'{k}={v}' for k, v in step.params.items())})" if step.transform else "base"
+        typer.echo(f"\n[{step.id}] {step.label}" + (f"  <- {step.parent} via {how}" if step.parent else f"  ({how})"))
+        for line in describe(spec):
+            typer.echo(f"    {line}")
+        if step.parent:
+            typer.echo("  changes:")
+            for line in describe_diff(r.spec(step.parent, profile), spec):
+                typer.echo(f"    {line}")
+
+
+@app.command()
+def run(
+    recipe: Path,
+    profile: Optional[str] = typer.Option(None, help="Profile to run (default: paper on CUDA, else the CPU one)."),
+    measure_only: bool = typer.Option(False, "--measure-only", help="Measure params, FLOPs and throughput only."),
+    steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
+    force: bool = typer.Option(False, "--force", help="Re-measure steps whose results are up to date."),
+    results: Path = RESULTS,
+) -> None:
+    """Build and measure every step of a recipe; results go to results/<recipe>/<profile>/."""
+    from .runner import run_recipe
+
+    r = _load(recipe)
+    profile = _profile(r, profile)
+    chosen = [s.strip() for s in steps.split(",")] if steps else None
+    unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]
+    if unknown:
+        _fail([f"error: --steps: no step {', '.join(unknown)} in {r.path}; steps: {', '.join(s.id for s in r.steps)}"])
+    if not measure_only:
+        _fail(["error: training is not available yet; run with --measure-only "
+               "(params, FLOPs, throughput of every step)"])
+    summary = run_recipe(r, profile, results, chosen, force, log=typer.echo)
+    typer.echo(f"wrote {summary}")
+
+
+@app.command()
+def report(path: Path = typer.Argument(Path("results"), help="Results directory, or one recipe/profile in it.")) -> None:
+    """Regenerate table.md / table.csv / table.tex for every recipe and profile under PATH."""
+    from .report.tables import find_summaries, to_markdown, write_tables
+
+    summaries = find_summaries(path) if path.is_dir() else []
+    if not summaries:
+        _fail([f"error: no results under {path}; run a recipe first, e.g. "
+               "`ablab run recipes/vit_to_swin.yaml --profile paper --measure-only`"])
+    for summary in summaries:
+        table = write_tables(summary)
+        typer.echo(to_markdown(table))
+        typer.echo(f"wrote {summary.parent}/table.{{md,csv,tex}}\n")
+
+
+@app.command()
+def bench(
+    presets: list[str] = typer.Argument(None, help="Presets to compare with timm (default: vit_b16 swin_b)."),
+    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    rounds: int = typer.Option(7, help="Timed forward passes per model (alternating ours / timm)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+) -> None:
+    """Throughput of our presets against timm's models of the same architecture, side by side, as a ratio."""
+    from .bench import bench_against_timm
+    from .presets import TIMM_EQUIVALENT
+
+    for name in presets or ["vit_b16", "swin_b"]:
+        if name not in TIMM_EQUIVALENT:
+            _fail([f"error: preset '{name}' has no timm twin; choose from {', '.join(sorted(TIMM_EQUIVALENT))}"])
+        r = bench_against_timm(name, batch_size, rounds, device)
+        typer.echo(f"{name:10s} ours {r.ours:8.2f} im/s   timm {r.timm_model} {r.timm:8.2f} im/s   "
+                   f"ratio {r.ratio:.3f}   params equal: {r.params_equal}   (batch {batch_size}, {device})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

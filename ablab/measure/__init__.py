@@ -1,0 +1,1 @@
+"""Measurements of a built model: exact parameters, FLOPs (fvcore, attention included), throughput."""

@@ -1,0 +1,35 @@
+"""Patch embedding (the stem) and 2x2 patch merging between stages."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p patches -> tokens: conv(k=p, s=p), optional LayerNorm. (B,3,H,W) -> (B, N, C)."""
+
+    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+        self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class PatchMerge(nn.Module):
+    """Swin/HiViT patch merging: concat each 2x2 neighbourhood -> LayerNorm(4C) -> Linear(4C -> out, no bias)."""
+
+    def __init__(self, dim: int, out_dim: int, grid: int) -> None:
+        super().__init__()
+        self.grid = grid  # input side length
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        h = self.grid // 2
+        # B, g*g, C -> B, h, 2(y), h, 2(x), C -> B, h, h, 2(x), 2(y), C -> B, h*h, 4C
+        x = x.view(b, h, 2, h, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h * h, 4 * c)
+        return self.reduction(self.norm(x))

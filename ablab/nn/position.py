@@ -1,0 +1,47 @@
+"""Position encodings: Swin-style relative position bias and the shifted-window mask."""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from torch import nn
+
+
+class RelPosBias(nn.Module):
+    """A learned (2W-1)^2 x heads table, looked up into a (heads, W*W, W*W) attention bias.
+
+    Used for window attention (W = window) and for global attention on a WxW
+    grid alike; `prefix` extra tokens (a class token) get zero bias.
+    """
+
+    def __init__(self, window: int, heads: int, prefix: int = 0) -> None:
+        super().__init__()
+        self.window, self.heads, self.prefix = window, heads, prefix
+        self.table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        trunc_normal_(self.table, std=0.02)
+        ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        coords = torch.stack([ys.flatten(), xs.flatten()])  # 2, N
+        rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # 2, N, N in [0, 2W-2]
+        self.register_buffer("index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        n = self.window * self.window
+        bias = self.table[self.index.view(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        if self.prefix:
+            bias = nn.functional.pad(bias, (self.prefix, 0, self.prefix, 0))
+        return bias  # heads, N, N
+
+
+def shifted_window_mask(grid: int, window: int, shift: int) -> torch.Tensor:
+    """Swin's additive mask (num_windows, W*W, W*W): -inf between tokens that the cyclic shift made neighbours."""
+    region = torch.zeros(grid, grid)
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    label = 0
+    for ys in cuts:
+        for xs in cuts:
+            region[ys, xs] = label
+            label += 1
+    nw = grid // window
+    windows = region.view(nw, window, nw, window).permute(0, 2, 1, 3).reshape(nw * nw, window * window)
+    same = windows[:, :, None] == windows[:, None, :]
+    return torch.zeros(same.shape).masked_fill(~same, float("-inf"))

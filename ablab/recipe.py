@@ -1,0 +1,288 @@
+"""Recipe: YAML -> validated transition study. Every error names the file, line and field.
+
+A recipe names a base architecture and ordered steps; each step applies one
+registered transform to its parent (the previous step, or the one named by
+`from:`), or restarts from a `base:` of its own. All transforms are applied
+and every profile's specs are checked at load time, before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, get_type_hints
+
+from .presets import PRESETS, preset
+from .profile import Measure, Profile, Scale, apply_profile
+from .spec import ArchSpec, SpecError, coerce
+from .transforms import TRANSFORMS, PreconditionError
+from .yamlsrc import Key, Source, SourceError, load_source
+
+PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
+TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps")
+STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note")
+PROFILE_KEYS = ("scale", "num_classes", "measure")
+
+
+class RecipeError(SourceError):
+    """A recipe that cannot run; `errors` lists 'file:line: field: message' lines."""
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    label: str
+    transform: Optional[str]
+    params: dict[str, Any]
+    parent: Optional[str]
+    paper: dict[str, float]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    title: str
+    citation: str
+    notes: str
+    path: str
+    steps: tuple[Step, ...]
+    profiles: dict[str, Profile]
+    specs: dict[str, ArchSpec] = field(repr=False)  # paper-scale spec of every step
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def spec(self, step_id: str, profile: str) -> ArchSpec:
+        """The spec of `step_id` at `profile`'s scale."""
+        return apply_profile(self.specs[step_id], self.profiles[profile])
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}allowed: {', '.join(choices)}"
+
+
+class _Checker:
+    """Collects every error of one recipe with its location."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.errors: list[str] = []
+
+    def error(self, key: Key, message: str) -> None:
+        self.errors.append(f"{self.src.where(key)}: {message}")
+
+    def keys(self, value: dict, key: Key, allowed: tuple[str, ...]) -> None:
+        for k in value:
+            if k not in allowed:
+                self.error(key + (k,), f"unknown field '{k}'; {did_you_mean(k, allowed)}")
+
+    def typed(self, value: Any, hint: Any, key: Key) -> Any:
+        try:
+            return coerce(value, hint, "")
+        except SpecError as e:
+            self.error(key, str(e).split(": ", 1)[1])
+            return None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and validate a recipe; raises RecipeError listing every problem found."""
+    src = load_source(path)
+    c = _Checker(src)
+    data = src.data
+    if not isinstance(data, dict):
+        raise RecipeError([f"{src.path}:1: a recipe is a mapping with {', '.join(TOP_KEYS)}"])
+    c.keys(data, (), TOP_KEYS)
+    name = data.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        c.error(("name",), f"a name of letters, digits, '_', '-' or '.' is required, got {name!r}")
+    base = _base(c, data.get("base"), ("base",)) if "base" in data else None
+    profiles = _profiles(c, data.get("profiles"), ("profiles",))
+    steps = _steps(c, data.get("steps"), base)
+    specs = _resolve(c, steps, base) if not c.errors else {}
+    if not c.errors:
+        _check_profiles(c, specs, profiles)
+    if c.errors:
+        raise RecipeError(c.errors)
+    return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
+                  src.path, tuple(s for s, _ in steps), profiles, specs)
+
+
+def _base(c: _Checker, value: Any, key: Key) -> Optional[ArchSpec]:
+    """`{preset: NAME, set: {...}}` or `{spec: {...}}` -> ArchSpec."""
+    if not isinstance(value, dict) or ("preset" in value) == ("spec" in value):
+        c.error(key, "base needs exactly one of 'preset: NAME' (with optional 'set: {field: value}') or 'spec: {...}'")
+        return None
+    c.keys(value, key, ("preset", "set", "spec"))
+    if "spec" in value:
+        try:
+            return ArchSpec.from_dict(value["spec"])
+        except SpecError as e:
+            c.error(key + ("spec",), str(e))
+            return None
+    name = value["preset"]
+    if name not in PRESETS:
+        c.error(key + ("preset",), f"unknown preset '{name}'; {did_you_mean(name, sorted(PRESETS))}")
+        return None
+    spec = preset(name)
+    if "set" in value:
+        try:
+            spec = TRANSFORMS["set_fields"](spec, fields=value["set"] or {})
+        except (PreconditionError, SpecError) as e:
+            c.error(key + ("set",), str(e))
+            return None
+    return spec
+
+
+def _profiles(c: _Checker, value: Any, key: Key) -> dict[str, Profile]:
+    if not isinstance(value, dict) or not value:
+        c.error(key, "profiles: a mapping of at least one profile (e.g. paper: {}, cpu: {scale: ...}) is required")
+        return {}
+    out = {}
+    for name, body in value.items():
+        k = key + (name,)
+        body = body or {}
+        if not isinstance(body, dict):
+            c.error(k, "a profile is a mapping with scale, num_classes, measure")
+            continue
+        c.keys(body, k, PROFILE_KEYS)
+        scale = _dataclass_from(c, Scale, body["scale"], k + ("scale",)) if "scale" in body else None
+        measure = _dataclass_from(c, Measure, body.get("measure") or {}, k + ("measure",)) or Measure()
+        classes = c.typed(body["num_classes"], int, k + ("num_classes",)) if "num_classes" in body else None
+        out[str(name)] = Profile(str(name), scale, classes, measure)
+    return out
+
+
+def _dataclass_from(c: _Checker, cls: type, value: Any, key: Key) -> Any:
+    if not isinstance(value, dict):
+        c.error(key, f"a mapping with {', '.join(cls.__dataclass_fields__)} is required")
+        return None
+    c.keys(value, key, tuple(cls.__dataclass_fields__))
+    hints = get_type_hints(cls)
+    kwargs = {n: c.typed(v, hints[n], key + (n,)) for n, v in value.items() if n in hints}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        c.error(key, str(e))
+        return None
+
+
+def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step, Optional[ArchSpec]]]:
+    if not isinstance(value, list) or not value:
+        c.error(("steps",), "steps: a non-empty list of steps is required")
+        return []
+    out: list[tuple[Step, Optional[ArchSpec]]] = []
+    seen: set[str] = set()
+    for i, body in enumerate(value):
+        k: Key = ("steps", i)
+        if not isinstance(body, dict):
+            c.error(k, "a step is a mapping with id, label, transform, params, from, base, paper, note")
+            continue
+        c.keys(body, k, STEP_KEYS)
+        sid = body.get("id")
+        if not isinstance(sid, str) or not sid:
+            c.error(k + ("id",), f"a string id is required (quote ids YAML reads as other types), got {sid!r}")
+            sid = f"#{i}"
+        elif sid in seen:
+            c.error(k + ("id",), f"duplicate step id '{sid}'")
+        seen.add(sid)
+        step_base = _base(c, body["base"], k + ("base",)) if "base" in body else None
+        tname = body.get("transform")
+        params = body.get("params") or {}
+        if tname is not None:
+            if tname not in TRANSFORMS:
+                c.error(k + ("transform",), f"unknown transform '{tname}'; {did_you_mean(tname, sorted(TRANSFORMS))}")
+            elif not isinstance(params, dict):
+                c.error(k + ("params",), "params is a mapping of parameter: value")
+            else:
+                params = _params(c, tname, params, k + ("params",))
+        elif "params" in body:
+            c.error(k + ("params",), "params without a transform")
+        if "from" in body and "base" in body:
+            c.error(k + ("from",), "a step takes either 'from' (a parent step) or 'base', not both")
+        parent = body.get("from")
+        if parent is None and "base" not in body and out:
+            parent = out[-1][0].id
+        if tname is None and parent is not None:
+            c.error(k, "a step after the first needs a transform (or a 'base:' to restart from)")
+        if tname is None and parent is None and "base" not in body and base is None:
+            c.error(k, "the first step has no transform: the recipe needs a top-level 'base'")
+        paper = body.get("paper") or {}
+        if not isinstance(paper, dict):
+            c.error(k + ("paper",), f"paper is a mapping of {', '.join(PAPER_KEYS)}")
+            paper = {}
+        c.keys(paper, k + ("paper",), PAPER_KEYS)
+        paper = {p: c.typed(v, float, k + ("paper", p)) for p, v in paper.items() if p in PAPER_KEYS}
+        step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")))
+        out.append((step, step_base))
+    return out
+
+
+def _params(c: _Checker, tname: str, given: dict, key: Key) -> dict[str, Any]:
+    t = TRANSFORMS[tname]
+    names = tuple(p.name for p in t.params)
+    out = {}
+    for name, value in given.items():
+        if name not in names:
+            c.error(key + (name,), f"unknown parameter '{name}' of transform '{tname}'; {did_you_mean(name, names)}")
+            continue
+        hint = next(p.hint for p in t.params if p.name == name)
+        out[name] = c.typed(value, hint, key + (name,))
+    for p in t.params:
+        if p.required and p.name not in given:
+            c.error(key, f"transform '{tname}' needs parameter '{p.name}' ({p.describe()})")
+    return out
+
+
+def _resolve(c: _Checker, steps: list[tuple[Step, Optional[ArchSpec]]], base: Optional[ArchSpec]) -> dict[str, ArchSpec]:
+    """Apply every step's transform to its parent's spec, in dependency order; report cycles and dangling `from`."""
+    index = {s.id: i for i, (s, _) in enumerate(steps)}
+    for i, (s, _) in enumerate(steps):
+        if s.parent is not None and s.parent not in index:
+            c.error(("steps", i, "from"), f"'from: {s.parent}' names no step; {did_you_mean(s.parent, list(index))}")
+    if c.errors:
+        return {}
+    specs: dict[str, ArchSpec] = {}
+    state: dict[str, str] = {}
+
+    def visit(sid: str, chain: list[str]) -> Optional[ArchSpec]:
+        i = index[sid]
+        step, step_base = steps[i]
+        if state.get(sid) == "done":
+            return specs.get(sid)
+        if state.get(sid) == "active":
+            cycle = " -> ".join(chain[chain.index(sid):] + [sid])
+            c.error(("steps", i, "from"), f"'from' forms a cycle: {cycle}")
+            return None
+        state[sid] = "active"
+        parent_spec = visit(step.parent, chain + [sid]) if step.parent is not None else (step_base or base)
+        spec = None
+        if parent_spec is not None:
+            spec = parent_spec
+            if step.transform is not None:
+                try:
+                    spec = TRANSFORMS[step.transform](parent_spec, **step.params)
+                except (PreconditionError, SpecError) as e:
+                    c.error(("steps", i, "transform"), f"{step.transform}: {e}")
+                    spec = None
+        state[sid] = "done"
+        if spec is not None:
+            specs[sid] = spec
+        return spec
+
+    for s, _ in steps:
+        visit(s.id, [])
+    return specs
+
+
+def _check_profiles(c: _Checker, specs: dict[str, ArchSpec], profiles: dict[str, Profile]) -> None:
+    for name, prof in profiles.items():
+        for sid, spec in specs.items():
+            try:
+                apply_profile(spec, prof)
+            except SpecError as e:
+                c.error(("profiles", name), f"step '{sid}' cannot be built at this profile's scale: {e}")

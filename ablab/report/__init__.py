@@ -1,0 +1,1 @@
+"""Reports regenerated from what runs wrote: tables now, figures with the reporting issue."""

@@ -1,0 +1,77 @@
+"""Transition tables (Markdown, CSV, LaTeX booktabs) from a profile's summary.csv, paper numbers beside ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import write_text_atomic
+from ..spec import DESIGN_COLUMNS
+
+# (our column, paper column, header, digits)
+COMPARED = [
+    ("params_m", "paper_params_m", "Params (M)", 1),
+    ("gflops", "paper_gflops", "GFLOPs", 2),
+    ("throughput", "paper_throughput", "im/s", 1),
+]
+PAPER_ONLY = [("paper_top1", "paper top-1"), ("paper_miou", "paper mIoU")]
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    frame: pd.DataFrame
+    caption: str
+
+
+def find_summaries(root: Path) -> list[Path]:
+    """Every results/<recipe>/<profile>/summary.csv under `root` (which may itself be one such directory)."""
+    if (root / "summary.csv").is_file():
+        return [root / "summary.csv"]
+    return sorted(root.glob("*/*/summary.csv"))
+
+
+def build_table(summary: Path) -> Table:
+    """One row per step: the design columns that change along the recipe, then ours | paper | difference."""
+    df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
+    recipe, profile = summary.parent.parent.name, summary.parent.name
+    out = pd.DataFrame({"step": df["step"], "model": df["label"]})
+    for col in DESIGN_COLUMNS:
+        if col in df and df[col].astype(str).nunique() > 1:
+            out[col] = df[col]
+    for ours, paper, header, digits in COMPARED:
+        value = pd.to_numeric(df[ours], errors="coerce")
+        out[header] = value.round(digits)
+        if paper in df:
+            ref = pd.to_numeric(df[paper], errors="coerce")
+            out[f"paper {header}"] = ref
+            if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
+                out[f"diff {header}"] = (value - ref).round(digits + 1)
+    for paper, header in PAPER_ONLY:
+        if paper in df:
+            out[header] = pd.to_numeric(df[paper], errors="coerce")
+    devices = ", ".join(sorted({f"{d} {t}" for d, t in zip(df["device"], df["dtype"])}))
+    caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
+               f"Paper throughput is the paper's own hardware.")
+    return Table(f"{recipe} ({profile})", out, caption)
+
+
+def to_markdown(table: Table) -> str:
+    return f"### {table.title}\n\n{table.frame.to_markdown(index=False)}\n\n{table.caption}\n"
+
+
+def to_latex(table: Table) -> str:
+    styler = table.frame.style.format(na_rep="--", precision=2, escape="latex").hide(axis="index")
+    styler = styler.format_index(escape="latex", axis=1)
+    return styler.to_latex(hrules=True, caption=table.caption, position="t")
+
+
+def write_tables(summary: Path) -> Table:
+    """Write table.md, table.csv and table.tex beside `summary`."""
+    table = build_table(summary)
+    write_text_atomic(summary.parent / "table.md", to_markdown(table))
+    write_text_atomic(summary.parent / "table.csv", table.frame.to_csv(index=False))
+    write_text_atomic(summary.parent / "table.tex", to_latex(table))
+    return table
