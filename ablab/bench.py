@@ -1,6 +1,6 @@
 """Side-by-side speed check: our build of a preset against timm's model of the same architecture.
 
-Both models see the same input; timings alternate (ours, timm, ours, ...) so
+Both models see the same input; timings alternate in ABBA order so
 that drift in machine load hits both alike, and the ratio is taken of medians.
 """
 
@@ -41,7 +41,7 @@ def _seconds_per_batch(model: nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 7, device: str = "cpu") -> BenchResult:
+def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 10, device: str = "cpu") -> BenchResult:
     """Median images/s of our `name` preset and its timm twin, timed alternately."""
     if name not in TIMM_EQUIVALENT:
         raise KeyError(f"preset '{name}' has no timm twin; choose from {', '.join(sorted(TIMM_EQUIVALENT))}")
@@ -52,9 +52,9 @@ def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 7, device: 
     times: dict[str, list[float]] = {"ours": [], "timm": []}
     with torch.inference_mode():
         ours(x), ref(x)  # warm-up
-        for _ in range(rounds):
-            times["ours"].append(_seconds_per_batch(ours, x))
-            times["timm"].append(_seconds_per_batch(ref, x))
+        for i in range(rounds):  # ABBA order, so neither model always runs first
+            for key in ("ours", "timm") if i % 2 == 0 else ("timm", "ours"):
+                times[key].append(_seconds_per_batch(ours if key == "ours" else ref, x))
     per_s = {k: batch_size / statistics.median(v) for k, v in times.items()}
     return BenchResult(name, TIMM_EQUIVALENT[name], batch_size, per_s["ours"], per_s["timm"],
                        count_params(ours) == count_params(ref))

@@ -42,13 +42,13 @@ class Net(nn.Module):
         super().__init__()
         check(spec)
         self.spec = spec
-        self.patch_embed = PatchEmbed(spec.patch_size, spec.in_chans, spec.stages[0].dim, spec.stem_norm)
+        self.patch_embed = PatchEmbed(spec.patch_size, spec.in_chans, spec.stages[0].dim, spec.stem_norm, spec.norm_eps)
         total = sum(st.depth for st in spec.stages)
         rates = torch.linspace(0, spec.drop_path, total).tolist() if total else []
         grids = spec.grids()
         stages, prev_dim, first = [], spec.stages[0].dim, 0
         for i, (st, grid) in enumerate(zip(spec.stages, grids)):
-            down = PatchMerge(prev_dim, st.dim, grid * 2) if st.downsample == "patch_merge" else nn.Identity()
+            down = PatchMerge(prev_dim, st.dim, grid * 2, spec.norm_eps) if st.downsample == "patch_merge" else nn.Identity()
             pos_here = spec.pos_embed == "learned" and spec.pos_embed_stage == i
             cls_here = spec.class_token and i == 0
             blocks = [
@@ -57,7 +57,7 @@ class Net(nn.Module):
             stages.append(StageModule(down, blocks, (grid * grid + int(cls_here)) if pos_here else 0, st.dim, cls_here))
             prev_dim, first = st.dim, first + st.depth
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(prev_dim)
+        self.norm = nn.LayerNorm(prev_dim, eps=spec.norm_eps)
         self.head = nn.Linear(prev_dim, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
 
@@ -76,11 +76,11 @@ class Net(nn.Module):
 def _block(spec: ArchSpec, st: Stage, grid: int, index: int, drop_path: float, prefix: int) -> Block:
     """Block `index` of stage `st`; odd blocks of a shifted-window stage shift by half a window."""
     if st.block == "mlp":
-        return Block(st.dim, st.mlp_ratio, None, drop_path)
+        return Block(st.dim, st.mlp_ratio, None, drop_path, spec.norm_eps)
     window = grid if st.attention == "global" else effective_window(grid, st.window)
     shift = window // 2 if (st.shift and window < grid and index % 2 == 1) else 0
     attn = Attention(st.dim, st.heads, grid, window, shift, st.rel_pos == "bias", spec.qkv_bias, prefix)
-    return Block(st.dim, st.mlp_ratio, attn, drop_path)
+    return Block(st.dim, st.mlp_ratio, attn, drop_path, spec.norm_eps)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -119,7 +119,7 @@ def report(path: Path = typer.Argument(Path("results"), help="Results directory,
 def bench(
     presets: list[str] = typer.Argument(None, help="Presets to compare with timm (default: vit_b16 swin_b)."),
     batch_size: int = typer.Option(8, help="Images per forward pass."),
-    rounds: int = typer.Option(7, help="Timed forward passes per model (alternating ours / timm)."),
+    rounds: int = typer.Option(10, help="Timed forward passes per model (alternating ours / timm)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Throughput of our presets against timm's models of the same architecture, side by side, as a ratio."""

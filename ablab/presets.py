@@ -12,8 +12,8 @@ from .spec import ArchSpec, Stage
 
 
 def vit(dim: int, depth: int, heads: int, patch: int = 16, name: str = "") -> ArchSpec:
-    """Plain ViT/DeiT: 16x16 patches, class token, learned absolute position embedding."""
-    return ArchSpec(stages=(Stage(depth=depth, dim=dim, heads=heads),), patch_size=patch, name=name)
+    """Plain ViT/DeiT: 16x16 patches, class token, learned absolute position embedding, LayerNorm eps 1e-6."""
+    return ArchSpec(stages=(Stage(depth=depth, dim=dim, heads=heads),), patch_size=patch, norm_eps=1e-6, name=name)
 
 
 def swin(dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window: int = 7, name: str = "") -> ArchSpec:

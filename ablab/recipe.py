@@ -91,7 +91,10 @@ class _Checker:
 
 def load_recipe(path: str | Path) -> Recipe:
     """Parse and validate a recipe; raises RecipeError listing every problem found."""
-    src = load_source(path)
+    try:
+        src = load_source(path)
+    except SourceError as e:
+        raise RecipeError(e.errors) from None
     c = _Checker(src)
     data = src.data
     if not isinstance(data, dict):

@@ -64,8 +64,8 @@ def measure_step(spec: ArchSpec, measure: Measure) -> dict[str, Any]:
     params = count_params(model)
     return {
         "params": params,
-        "params_m": round(params / 1e6, 3),
-        "gflops": round(flops.gflops, 3),
+        "params_m": params / 1e6,
+        "gflops": flops.gflops,
         "flops": flops.total,
         "flops_by_operator": flops.by_operator,
         "uncounted_ops": flops.uncounted_ops,

@@ -62,6 +62,7 @@ class ArchSpec:
     pos_embed_stage: int = 0
     pool: Pool = "token"
     qkv_bias: bool = True
+    norm_eps: float = 1e-5
     drop_path: float = 0.0
     name: str = field(default="", compare=False)
 

@@ -9,10 +9,10 @@ from torch import nn
 class PatchEmbed(nn.Module):
     """Non-overlapping p x p patches -> tokens: conv(k=p, s=p), optional LayerNorm. (B,3,H,W) -> (B, N, C)."""
 
-    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool) -> None:
+    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5) -> None:
         super().__init__()
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
-        self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
+        self.norm = nn.LayerNorm(dim, eps=eps) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
@@ -21,10 +21,10 @@ class PatchEmbed(nn.Module):
 class PatchMerge(nn.Module):
     """Swin/HiViT patch merging: concat each 2x2 neighbourhood -> LayerNorm(4C) -> Linear(4C -> out, no bias)."""
 
-    def __init__(self, dim: int, out_dim: int, grid: int) -> None:
+    def __init__(self, dim: int, out_dim: int, grid: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.grid = grid  # input side length
-        self.norm = nn.LayerNorm(4 * dim)
+        self.norm = nn.LayerNorm(4 * dim, eps=eps)
         self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

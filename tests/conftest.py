@@ -1,0 +1,47 @@
+"""Shared test helpers: small specs, recipe files written on the fly, timm weight mapping."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablab.spec import ArchSpec, Stage
+
+torch.set_num_threads(2)
+
+
+def tiny_vit(**changes) -> ArchSpec:
+    """A 32px ViT small enough to build and run in milliseconds."""
+    spec = ArchSpec(stages=(Stage(depth=2, dim=32, heads=2),), img_size=32, patch_size=8, num_classes=10)
+    return ArchSpec.from_dict(spec.to_dict() | changes)
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    """Write a recipe from a YAML string (dedented) and return its path."""
+
+    def write(text: str, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+def to_timm_state(ours: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """Rename our state dict to timm's ViT ('vit') or Swin ('swin') key names."""
+    out = {}
+    for key, value in ours.items():
+        if kind == "vit":
+            key = re.sub(r"^stages\.0\.(cls_token|pos_embed)$", r"\1", key)
+            key = re.sub(r"^stages\.0\.blocks\.", "blocks.", key)
+        else:
+            key = re.sub(r"^stages\.(\d+)\.", r"layers.\1.", key)
+            key = key.replace("attn.rel_pos.table", "attn.relative_position_bias_table")
+            key = re.sub(r"^head\.", "head.fc.", key)
+        out[key] = value
+    return out

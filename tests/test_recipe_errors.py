@@ -1,0 +1,105 @@
+"""Every recipe error is reported with file, line and field, before any work, with exit code != 0."""
+
+import pytest
+from typer.testing import CliRunner
+
+from ablab.cli import app
+from ablab.recipe import RecipeError, load_recipe
+
+GOOD = """
+name: demo
+base: {preset: deit_ti}
+profiles:
+  paper: {}
+steps:
+  - id: o
+    label: DeiT-Ti
+  - id: a
+    transform: deepen_narrow
+    params: {depth: 6, dim: 96, heads: 2}
+"""
+
+
+def errors_of(write_recipe, text):
+    path = write_recipe(text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    return path, info.value.errors
+
+
+def test_good_recipe_loads(write_recipe):
+    r = load_recipe(write_recipe(GOOD))
+    assert [s.id for s in r.steps] == ["o", "a"] and r.step("a").parent == "o"
+
+
+def test_unknown_transform_with_did_you_mean(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("deepen_narrow", "deepen_narow"))
+    assert errs == [f"{path}:9: steps[1].transform: unknown transform 'deepen_narow'; did you mean 'deepen_narrow'? "
+                    f"allowed: add_stage4, deepen_narrow, hierarchical_patch_embed, relative_position_bias, "
+                    f"set_fields, window_attention_low_stages"]
+
+
+def test_unknown_parameter_with_did_you_mean(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("depth: 6", "dpeth: 6"))
+    assert len(errs) == 1 and errs[0].startswith(f"{path}:10: steps[1].params.dpeth: unknown parameter 'dpeth'")
+    assert "did you mean 'depth'" in errs[0]
+
+
+def test_wrong_type_and_wrong_value(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("depth: 6", "depth: six"))
+    assert errs == [f"{path}:10: steps[1].params.depth: expected an integer, got 'six'"]
+    text = GOOD.replace("params: {depth: 6, dim: 96, heads: 2}",
+                        "transform: window_attention_low_stages\n    params: {pos_embed: maybe}")
+    text = text.replace("    transform: deepen_narrow\n", "")
+    path, errs = errors_of(write_recipe, text)
+    assert any("steps[1].params.pos_embed: 'maybe' is not allowed; allowed: keep, drop" in e for e in errs)
+
+
+def test_duplicate_step_ids(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("id: a", "id: o"))
+    assert errs == [f"{path}:8: steps[1].id: duplicate step id 'o'"]
+
+
+def test_from_pointing_nowhere_and_cycles(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD + "    from: zz\n")
+    assert errs == [f"{path}:11: steps[1].from: 'from: zz' names no step; allowed: o, a"]
+    cyclic = GOOD + "    from: b\n  - id: b\n    from: a\n    transform: relative_position_bias\n"
+    path, errs = errors_of(write_recipe, cyclic)
+    assert any("'from' forms a cycle: a -> b -> a" in e for e in errs)
+
+
+def test_precondition_failure_names_the_step(write_recipe):
+    text = GOOD + "  - id: b\n    transform: add_stage4\n"
+    path, errs = errors_of(write_recipe, text)
+    assert errs == [f"{path}:12: steps[2].transform: add_stage4: add_stage4 needs a hierarchical model; "
+                    f"apply a hierarchical step first"]
+
+
+def test_unknown_top_level_field_and_preset_and_profile_scale(write_recipe):
+    text = GOOD.replace("name: demo", "name: demo\ntitel: x").replace("deit_ti", "deit_tiny")
+    path, errs = errors_of(write_recipe, text)
+    assert f"{path}:2: titel: unknown field 'titel'; did you mean 'title'?" in errs[0]
+    assert "base.preset: unknown preset 'deit_tiny'; did you mean 'deit_ti'?" in errs[1]
+    text = GOOD.replace("paper: {}", "paper: {}\n  cpu: {scale: {img_size: 30, patch: 0.25}}")
+    path, errs = errors_of(write_recipe, text)
+    assert errs[0].startswith(f"{path}:5: profiles.cpu: step 'o' cannot be built at this profile's scale")
+
+
+def test_yaml_syntax_and_duplicate_keys(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("label: DeiT-Ti", "label: [DeiT-Ti"))
+    assert errs[0].startswith(f"{path}:") and "YAML syntax" in errs[0]
+    path, errs = errors_of(write_recipe, GOOD.replace("    label: DeiT-Ti\n", "    label: a\n    label: b\n"))
+    assert errs == [f"{path}:8: duplicate key 'label'"]
+
+
+def test_recipes_never_execute_code(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("label: DeiT-Ti", "label: !!python/object/apply:os.system [ls]"))
+    assert "YAML syntax" in errs[0] or "could not determine a constructor" in errs[0]
+
+
+def test_cli_reports_errors_without_traceback(write_recipe):
+    path = write_recipe(GOOD.replace("id: a", "id: o"))
+    for command in (["validate", str(path)], ["show", str(path)], ["run", str(path), "--measure-only"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2
+        assert "duplicate step id 'o'" in result.output and "Traceback" not in result.output

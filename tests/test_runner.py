@@ -1,0 +1,105 @@
+"""ablab run --measure-only writes results atomically, skips unchanged steps, and ablab report builds tables."""
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from ablab.cli import app
+
+TINY = """
+name: tiny
+base:
+  spec:
+    img_size: 32
+    patch_size: 8
+    num_classes: 10
+    class_token: false
+    pool: avg
+    stages: [{depth: 2, dim: 32, heads: 2}]
+profiles:
+  small:
+    measure: {batch_sizes: [2], min_time: 0.01}
+steps:
+  - id: o
+    label: tiny ViT
+    paper: {params_m: 0.03, gflops: 0.001}
+  - id: a
+    transform: deepen_narrow
+    params: {depth: 4, dim: 16, heads: 2}
+  - id: b
+    transform: relative_position_bias
+"""
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_run_writes_results_and_summary(write_recipe, tmp_path):
+    recipe, results = write_recipe(TINY), tmp_path / "results"
+    result = invoke("run", recipe, "--measure-only", "--results", results)
+    assert result.exit_code == 0, result.output
+    for step in "oab":
+        spec = json.loads((results / "tiny/small" / step / "spec.json").read_text())
+        metrics = json.loads((results / "tiny/small" / step / "metrics.json").read_text())
+        assert spec["stages"][0]["dim"] == (32 if step == "o" else 16)
+        assert metrics["params"] > 0 and metrics["gflops"] > 0 and metrics["throughput"] > 0
+        assert metrics["device"].startswith("cpu") and metrics["dtype"] == "fp32"
+    rows = list(csv.DictReader((results / "tiny/small/summary.csv").open()))
+    assert [r["step"] for r in rows] == ["o", "a", "b"] and rows[1]["parent"] == "o"
+    assert rows[0]["paper_params_m"] == "0.03" and rows[1]["paper_params_m"] == ""
+    for col in ("step", "label", "parent", "params", "params_m", "gflops", "throughput", "device", "dtype"):
+        assert col in rows[0]
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_rerun_skips_unchanged_and_force_remeasures(write_recipe, tmp_path):
+    recipe, results = write_recipe(TINY), tmp_path / "results"
+    invoke("run", recipe, "--measure-only", "--results", results)
+    again = invoke("run", recipe, "--measure-only", "--results", results)
+    assert again.output.count("unchanged, skipped") == 3
+    forced = invoke("run", recipe, "--measure-only", "--results", results, "--force", "--steps", "a")
+    assert "skipped" not in forced.output and "[a]" in forced.output and "[o]" not in forced.output
+    changed = write_recipe(TINY.replace("depth: 4, dim: 16", "depth: 3, dim: 16"))
+    partial = invoke("run", changed, "--measure-only", "--results", results)
+    assert partial.output.count("unchanged, skipped") == 1  # o; a and b changed
+
+
+def test_report_writes_tables(write_recipe, tmp_path):
+    recipe, results = write_recipe(TINY), tmp_path / "results"
+    invoke("run", recipe, "--measure-only", "--results", results)
+    result = invoke("report", results)
+    assert result.exit_code == 0, result.output
+    out = results / "tiny/small"
+    md = (out / "table.md").read_text()
+    assert "| o " in md and "paper Params (M)" in md and "diff Params (M)" in md
+    tex = (out / "table.tex").read_text()
+    assert tex.count("\\toprule") == 1 and tex.count("\\midrule") == 1 and tex.count("\\bottomrule") == 1
+    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 1
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert len(rows) == 3 and "depths" in rows[0]  # a design column that changes along the recipe
+
+
+def test_report_on_empty_results_says_what_to_run(tmp_path):
+    result = invoke("report", tmp_path)
+    assert result.exit_code != 0 and "ablab run" in result.output
+
+
+def test_unknown_profile_and_step(write_recipe, tmp_path):
+    recipe = write_recipe(TINY)
+    result = invoke("run", recipe, "--measure-only", "--profile", "huge", "--results", tmp_path)
+    assert result.exit_code == 2 and "no profile 'huge'; this recipe has: small" in result.output
+    result = invoke("run", recipe, "--measure-only", "--steps", "o,zz", "--results", tmp_path)
+    assert result.exit_code == 2 and "no step zz" in result.output
+
+
+def test_transforms_validate_show(write_recipe):
+    listing = invoke("transforms").output
+    assert "deepen_narrow(depth: int = 24, dim: int = 512, heads: int = 8)" in listing
+    assert "paper: HiViT Table 2 (a)" in listing
+    recipe = write_recipe(TINY)
+    assert invoke("validate", recipe).output.startswith("ok:")
+    shown = invoke("show", recipe, "--profile", "small").output
+    assert "stages[0].rel_pos: none -> bias" in shown and "stages[0].depth: 2 -> 4" in shown

@@ -1,0 +1,51 @@
+"""recipes/vit_to_swin.yaml reproduces HiViT Table 2's params and FLOPs; every step builds at every profile."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablab.build import build
+from ablab.measure.flops import count_flops
+from ablab.measure.params import count_params
+from ablab.presets import preset
+from ablab.recipe import load_recipe
+
+RECIPE = load_recipe(Path(__file__).parent.parent / "recipes" / "vit_to_swin.yaml")
+
+# HiViT Table 2: step -> (params M, GFLOPs)
+TABLE2 = {"o": (86.6, 17.5), "a": (76.7, 15.8), "b": (76.8, 15.8), "c": (66.4, 15.9), "c'": (66.3, 16.0),
+          "d": (87.8, 15.5)}
+
+
+@pytest.mark.parametrize("step", list(TABLE2))
+def test_paper_scale_params_and_flops_match_table2(step):
+    params_m, gflops = TABLE2[step]
+    assert RECIPE.step(step).paper["params_m"] == params_m and RECIPE.step(step).paper["gflops"] == gflops
+    model = build(RECIPE.spec(step, "paper"))
+    assert abs(count_params(model) / 1e6 - params_m) <= 0.05 + 1e-9  # rounds to the paper's digit
+    assert abs(count_flops(model, 224).gflops - gflops) <= 0.1
+
+
+def test_step_d_is_swin_b():
+    assert RECIPE.spec("d", "paper") == preset("swin_b")
+
+
+@pytest.mark.parametrize("profile", ["paper", "cpu"])
+def test_every_step_forward_shape(profile):
+    for step in RECIPE.steps:
+        spec = RECIPE.spec(step.id, profile)
+        with torch.no_grad():
+            out = build(spec).eval()(torch.randn(2, 3, spec.img_size, spec.img_size))
+        assert out.shape == (2, spec.num_classes), step.id
+
+
+def test_cpu_profile_shrinks_uniformly():
+    cpu = {s.id: RECIPE.spec(s.id, "cpu") for s in RECIPE.steps}
+    assert cpu["o"].grids() == [8] and cpu["c"].grids() == [32, 16, 8] and cpu["d"].grids() == [32, 16, 8, 4]
+    assert cpu["a"].stages[0].depth == 2 * cpu["o"].stages[0].depth  # (a) still doubles the depth
+    assert cpu["c'"].stages[0].window == 4 and cpu["d"].stages[2].window == 4  # 7 of 56/14 -> 4 of 32/8
+    for s in RECIPE.steps:  # head width is kept
+        paper = RECIPE.spec(s.id, "paper")
+        for a, b in zip(paper.stages, cpu[s.id].stages):
+            assert (a.heads == 0) == (b.heads == 0) and (not a.heads or a.dim // a.heads == b.dim // b.heads)
