@@ -7,28 +7,41 @@ from .spec import ArchSpec, Stage, diff, effective_window
 
 def describe(spec: ArchSpec) -> list[str]:
     """One line for the stem, one per stage, one for the head."""
-    lines = [
-        f"input {spec.img_size}px x{spec.in_chans} -> stem {spec.patch_size}x{spec.patch_size} patches"
-        f"{' + LayerNorm' if spec.stem_norm else ''}"
-        f"{', class token' if spec.class_token else ''}"
-    ]
-    for i, (st, grid) in enumerate(zip(spec.stages, spec.grids())):
+    stem = (f"{spec.stem_kernel}x{spec.stem_kernel} conv, stride {spec.patch_size}" if spec.stem_kernel
+            else f"{spec.patch_size}x{spec.patch_size} patches")
+    lines = [f"input {spec.img_size}px x{spec.in_chans} -> stem {stem}"
+             f"{' + LayerNorm' if spec.stem_norm else ''}{', class token' if spec.class_token else ''}"]
+    units = spec.mask_unit_windows()
+    for i, ((tokens, grid), st) in enumerate(zip(spec.geometry(), spec.stages)):
         if st.block == "mlp":
             kind = "MLP-only"
-        elif st.attention == "global" or effective_window(grid, st.window) == grid:
-            kind = "global attn"
-        else:
+        elif st.attention == "mask_unit":
+            kind = f"mask-unit {units[i]}x{units[i]} attn"
+        elif st.attention == "window" and effective_window(grid, st.window) != grid:
             kind = f"{'shifted ' if st.shift else ''}window {st.window} attn"
+        else:
+            kind = "global attn"
         extras = [f"{st.heads} heads"] if st.heads else []
         extras.append(f"mlp x{st.mlp_ratio:g}")
+        if st.pools_kv:
+            extras.append(f"KV {st.pool} k{st.kv_kernel}/s{st.kv_stride}")
+        if st.pool_stride1:
+            extras.append(f"Q {st.pool} k{st.q_kernel}/s1")
         if st.rel_pos != "none":
             extras.append(f"rel-pos {st.rel_pos}")
-        if spec.pos_embed != "none" and spec.pos_embed_stage == i:
+        if st.residual_pooling:
+            extras.append("residual pooling")
+        if st.pos_embed:
             extras.append("abs pos embed")
-        down = f" <- {st.downsample}" if st.downsample != "none" else ""
-        lines.append(f"stage {i}: {grid:>3}x{grid:<3} {st.depth:>2} x {kind:<22} dim {st.dim:<5} "
-                     f"{', '.join(extras)}{down}")
-    lines.append(f"head: {'class token' if spec.pool == 'token' else 'average pool'} -> {spec.num_classes} classes")
+        if st.downsample in ("q_pool", "token_pool"):
+            extras.append(f"<- {st.downsample} ({st.pool} k{st.q_kernel}/s2)")
+        elif st.downsample != "none":
+            extras.append(f"<- {st.downsample}")
+        where = f"{grid}x{grid}" if grid else f"{tokens} tok"
+        lines.append(f"stage {i}: {where:>7} {st.depth:>2} x {kind:<24} dim {st.dim:<5} {', '.join(extras)}")
+    pool = "class token" if spec.pool == "token" else "average pool"
+    order = f"LayerNorm -> {pool}" if spec.head_norm == "tokens" else f"{pool} -> LayerNorm"
+    lines.append(f"head: {order} -> {spec.num_classes} classes")
     return lines
 
 

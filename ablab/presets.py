@@ -13,7 +13,8 @@ from .spec import ArchSpec, Stage
 
 def vit(dim: int, depth: int, heads: int, patch: int = 16, name: str = "") -> ArchSpec:
     """Plain ViT/DeiT: 16x16 patches, class token, learned absolute position embedding, LayerNorm eps 1e-6."""
-    return ArchSpec(stages=(Stage(depth=depth, dim=dim, heads=heads),), patch_size=patch, norm_eps=1e-6, name=name)
+    return ArchSpec(stages=(Stage(depth=depth, dim=dim, heads=heads, pos_embed=True),), patch_size=patch,
+                    norm_eps=1e-6, name=name)
 
 
 def swin(dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window: int = 7, name: str = "") -> ArchSpec:
@@ -26,7 +27,7 @@ def swin(dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window: int 
         for i, (d, h) in enumerate(zip(depths, heads))
     )
     return ArchSpec(
-        stages=stages, patch_size=4, stem_norm=True, class_token=False, pos_embed="none", pool="avg", name=name
+        stages=stages, patch_size=4, stem_norm=True, class_token=False, pool="avg", name=name
     )
 
 
@@ -38,11 +39,34 @@ def hivit(dim: int, depths: tuple[int, int, int], heads: int, name: str = "") ->
               downsample="patch_merge" if i else "none")
         for i, d in enumerate(depths[:2])
     )
-    main = Stage(depth=depths[2], dim=dim, heads=heads, rel_pos="bias", downsample="patch_merge")
-    return ArchSpec(
-        stages=low + (main,), patch_size=4, stem_norm=True, class_token=False, pos_embed="learned",
-        pos_embed_stage=2, pool="avg", name=name,
+    main = Stage(depth=depths[2], dim=dim, heads=heads, rel_pos="bias", pos_embed=True, downsample="patch_merge")
+    return ArchSpec(stages=low + (main,), patch_size=4, stem_norm=True, class_token=False, pool="avg",
+                    head_norm="pooled", name=name)
+
+
+def mvitv2(dim: int, depths: tuple[int, ...], heads: int, expand: str, name: str = "") -> ArchSpec:
+    """MViTv2: 7x7/4 stem, pooling attention with depthwise-conv Q/KV pooling (kernel 3, also at stride 1),
+    adaptive KV strides 4-2-1-1, decomposed relative positions, residual pooling; widths and heads double."""
+    stages = tuple(
+        Stage(depth=d, dim=dim * 2**i, heads=heads * 2**i, rel_pos="decomposed", pool="conv", q_kernel=3,
+              kv_kernel=3, kv_stride=max(4 // 2**i, 1), pool_stride1=True, residual_pooling=True,
+              downsample="q_pool" if i else "none")
+        for i, d in enumerate(depths)
     )
+    return ArchSpec(stages=stages, patch_size=4, stem_kernel=7, class_token=False, pool="avg", norm_eps=1e-6,
+                    channel_expand=expand, name=name)
+
+
+def hiera(dim: int, depths: tuple[int, ...], heads: int, name: str = "") -> ArchSpec:
+    """Hiera: 7x7/4 stem, absolute position embedding, mask-unit attention in stages 1-2 and global after,
+    2x2 max Q pooling (kernel = stride) with a Linear widening the shortcut; widths and heads double."""
+    stages = tuple(
+        Stage(depth=d, dim=dim * 2**i, heads=heads * 2**i, attention="mask_unit" if i < 2 else "global",
+              pool="max", q_kernel=2, pos_embed=i == 0, downsample="q_pool" if i else "none")
+        for i, d in enumerate(depths)
+    )
+    return ArchSpec(stages=stages, patch_size=4, stem_kernel=7, class_token=False, pool="avg",
+                    head_norm="pooled", norm_eps=1e-6, mask_unit=8, name=name)
 
 
 PRESETS: dict[str, Callable[[], ArchSpec]] = {
@@ -55,6 +79,14 @@ PRESETS: dict[str, Callable[[], ArchSpec]] = {
     "hivit_t": lambda: hivit(384, (1, 1, 10), 6, name="hivit_t"),
     "hivit_s": lambda: hivit(384, (2, 2, 20), 6, name="hivit_s"),
     "hivit_b": lambda: hivit(512, (2, 2, 20), 8, name="hivit_b"),
+    "mvitv2_b": lambda: mvitv2(96, (2, 3, 16, 3), 1, "attn", name="mvitv2_b"),
+    "mvitv2_l": lambda: mvitv2(144, (2, 6, 36, 4), 2, "mlp", name="mvitv2_l"),
+    "hiera_t": lambda: hiera(96, (1, 2, 7, 2), 1, name="hiera_t"),
+    "hiera_s": lambda: hiera(96, (1, 2, 11, 2), 1, name="hiera_s"),
+    "hiera_b": lambda: hiera(96, (2, 3, 16, 3), 1, name="hiera_b"),
+    "hiera_b_plus": lambda: hiera(112, (2, 3, 16, 3), 2, name="hiera_b_plus"),
+    "hiera_l": lambda: hiera(144, (2, 6, 36, 4), 2, name="hiera_l"),
+    "hiera_h": lambda: hiera(256, (2, 6, 36, 4), 4, name="hiera_h"),
 }
 
 TIMM_EQUIVALENT: dict[str, str] = {
@@ -64,6 +96,14 @@ TIMM_EQUIVALENT: dict[str, str] = {
     "swin_t": "swin_tiny_patch4_window7_224",
     "swin_s": "swin_small_patch4_window7_224",
     "swin_b": "swin_base_patch4_window7_224",
+    "mvitv2_b": "mvitv2_base",
+    "mvitv2_l": "mvitv2_large",
+    "hiera_t": "hiera_tiny_224",
+    "hiera_s": "hiera_small_224",
+    "hiera_b": "hiera_base_224",
+    "hiera_b_plus": "hiera_base_plus_224",
+    "hiera_l": "hiera_large_224",
+    "hiera_h": "hiera_huge_224",
 }
 
 

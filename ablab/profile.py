@@ -4,11 +4,14 @@ A shrink applies the same factors to every step's spec, so each step keeps its
 meaning: widths and head counts scale together (head width is kept), depths
 scale and round (at least 1 block), the image and every patch size scale so
 each stage keeps its share of the grid, and windows keep their share of it.
+Strides, pooling kernels and mask units (in tokens) are kept, so every pooling
+step still pools; an overlapping stem keeps an odd kernel of its scaled size.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,18 +56,18 @@ def apply_profile(spec: ArchSpec, profile: Profile) -> ArchSpec:
     patch = _round(spec.patch_size * s.patch)
     if patch < 1:
         raise SpecError(f"patch scale {s.patch} shrinks patch_size {spec.patch_size} below 1")
-    old_grids = spec.grids()
-    new = dataclasses.replace(spec, img_size=s.img_size, patch_size=patch)
-    side = s.img_size // patch
-    stages = []
-    for st, old_grid in zip(spec.stages, old_grids):
-        if st.downsample == "patch_merge":
-            side //= 2
-        heads = max(1, _round(st.heads * s.width)) if st.heads else 0
-        dim = _round(st.dim * s.width)
-        window = max(1, _round(st.window * side / old_grid)) if st.window else 0
-        stages.append(dataclasses.replace(st, dim=dim, heads=heads, depth=max(1, _round(st.depth * s.depth)),
-                                          window=window))
-    new = dataclasses.replace(new, stages=tuple(stages))
+    stem_kernel = 0
+    if spec.stem_kernel:  # the smallest odd kernel covering the scaled one, and at least the patch
+        stem_kernel = max(patch + 1 - patch % 2, 2 * math.ceil((spec.stem_kernel * s.patch - 1) / 2) + 1)
+    stages = tuple(
+        dataclasses.replace(st, dim=_round(st.dim * s.width), heads=max(1, _round(st.heads * s.width)) if st.heads else 0,
+                            depth=max(1, _round(st.depth * s.depth)))
+        for st in spec.stages
+    )
+    new = dataclasses.replace(spec, img_size=s.img_size, patch_size=patch, stem_kernel=stem_kernel, stages=stages)
+    for i, (old_side, new_side) in enumerate(zip(spec.grids(), new.grids())):
+        st = new.stages[i]
+        if st.window and old_side and new_side:  # windows keep their share of the grid
+            new = new.with_stage(i, window=max(1, _round(st.window * new_side / old_side)))
     check(new)
     return new

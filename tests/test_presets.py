@@ -57,3 +57,28 @@ def test_every_preset_builds_and_runs():
 def test_unknown_preset_lists_known_names():
     with pytest.raises(KeyError, match="known: deit_s"):
         preset("vit_huge")
+
+
+def test_mvitv2_and_hiera_outputs_equal_timm_with_mapped_weights():
+    """Pooling attention (conv pools, decomposed RPE, residual pooling, both widening styles) and mask-unit
+    attention compute timm's functions. Small configs keep it fast."""
+    from timm.models.hiera import Hiera
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    from ablab.presets import hiera, mvitv2
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 224, 224)
+    for expand in ("attn", "mlp"):
+        ours = build(mvitv2(48, (1, 2, 1, 1), 1, expand)).eval()
+        cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), embed_dim=48, num_heads=1, expand_attn=expand == "attn")
+        ref = MultiScaleVit(cfg).eval()
+        ref.load_state_dict(to_timm_state(ours.state_dict(), "mvit"))
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), ref(x), atol=1e-4, rtol=1e-4)
+    depths = (1, 2, 2, 1)
+    ours = build(hiera(48, depths, 1)).eval()
+    ref = Hiera(embed_dim=48, num_heads=1, stages=depths).eval()
+    ref.load_state_dict(to_timm_state(ours.state_dict(), "hiera", depths))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-4, rtol=1e-4)

@@ -29,7 +29,7 @@ def test_set_fields_sets_top_level_and_stage_fields():
         T["set_fields"](preset("swin_t"), fields={"poool": "avg"})
     with pytest.raises(PreconditionError, match="stage '9' does not exist"):
         T["set_fields"](preset("swin_t"), fields={"stages.9.heads": 3})
-    with pytest.raises(PreconditionError, match="not divisible"):
+    with pytest.raises(PreconditionError, match="dividing dim 96"):
         T["set_fields"](preset("swin_t"), fields={"stages.0.heads": 5})
 
 
@@ -46,7 +46,7 @@ def test_deepen_narrow_changes_only_depth_width_heads():
 def test_relative_position_bias_adds_bias_keeps_abs_pos():
     old = T["deepen_narrow"](_base())
     new = T["relative_position_bias"](old)
-    assert changed(old, new) == {"stages[0].rel_pos"} and new.pos_embed == "learned"
+    assert changed(old, new) == {"stages[0].rel_pos"} and new.stages[0].pos_embed
     with pytest.raises(PreconditionError, match="already has"):
         T["relative_position_bias"](new)
     with pytest.raises(PreconditionError, match="no attention"):
@@ -58,7 +58,8 @@ def test_hierarchical_patch_embed_prepends_mlp_stages():
     new = T["hierarchical_patch_embed"](old)
     assert [st.block for st in new.stages] == ["mlp", "mlp", "attention"]
     assert [st.depth for st in new.stages] == [4, 4, 20]
-    assert new.patch_size == 4 and new.stem_norm and new.pos_embed_stage == 2 and new.grids() == [56, 28, 14]
+    assert new.patch_size == 4 and new.stem_norm and new.grids() == [56, 28, 14]
+    assert [st.pos_embed for st in new.stages] == [False, False, True]
     main_changes = {p for p in changed(old, new) if p.startswith("stages[0->2]")}
     assert main_changes == {"stages[0->2].depth", "stages[0->2].downsample"}
     with pytest.raises(PreconditionError, match="class token"):
@@ -73,8 +74,8 @@ def test_window_attention_low_stages_and_pos_embed_choice():
     dropped = T["window_attention_low_stages"](old, pos_embed="drop")
     assert [st.attention for st in kept.stages] == ["window", "window", "global"]
     assert all(st.rel_pos == "bias" and st.shift for st in kept.stages[:2])
-    assert kept.pos_embed == "learned" and dropped.pos_embed == "none"
-    assert changed(kept, dropped) == {"pos_embed", "pos_embed_stage"}
+    assert kept.stages[2].pos_embed and not any(st.pos_embed for st in dropped.stages)
+    assert changed(kept, dropped) == {"stages[2].pos_embed"}
 
 
 def test_add_stage4_moves_blocks_and_windows_stage3():

@@ -1,5 +1,6 @@
 """recipes/vit_to_swin.yaml reproduces HiViT Table 2's params and FLOPs; every step builds at every profile."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_paper_scale_params_and_flops_match_table2(step):
 
 def test_step_d_is_swin_b():
     assert RECIPE.spec("d", "paper") == preset("swin_b")
+
+
+def test_step_c_is_hivit_b_up_to_the_head_norm_order():
+    hivit_b = preset("hivit_b")
+    assert RECIPE.spec("c", "paper") == dataclasses.replace(hivit_b, head_norm="tokens")
 
 
 @pytest.mark.parametrize("profile", ["paper", "cpu"])

@@ -7,11 +7,13 @@ from torch import nn
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping p x p patches -> tokens: conv(k=p, s=p), optional LayerNorm. (B,3,H,W) -> (B, N, C)."""
+    """Image -> tokens: conv with stride p (kernel p, or an odd `kernel` padded by kernel // 2 for an
+    overlapping stem), optional LayerNorm. (B, 3, H, W) -> (B, H/p * W/p, C)."""
 
-    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5) -> None:
+    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5, kernel: int = 0) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+        k = kernel or patch
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=k, stride=patch, padding=k // 2 if kernel else 0)
         self.norm = nn.LayerNorm(dim, eps=eps) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,3 +35,20 @@ class PatchMerge(nn.Module):
         # B, g*g, C -> B, h, 2(y), h, 2(x), C -> B, h, h, 2(x), 2(y), C -> B, h*h, 4C
         x = x.view(b, h, 2, h, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h * h, 4 * c)
         return self.reduction(self.norm(x))
+
+
+class TokenPool(nn.Module):
+    """HVT's 1D pooling over the token sequence: max / avg (kernel k, stride 2, no padding), or a dense
+    Conv1d(C -> C, k, stride 2) for Table 3's conv variant. (B, N, C) -> (B, (N - k) // 2 + 1, C)."""
+
+    def __init__(self, op: str, dim: int, kernel: int) -> None:
+        super().__init__()
+        if op == "conv":
+            self.op: nn.Module = nn.Conv1d(dim, dim, kernel, stride=2)
+        elif op == "max":
+            self.op = nn.MaxPool1d(kernel, stride=2)
+        else:
+            self.op = nn.AvgPool1d(kernel, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x.transpose(1, 2)).transpose(1, 2)

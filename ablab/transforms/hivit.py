@@ -43,7 +43,9 @@ def relative_position_bias(spec: ArchSpec, stages: Optional[list[int]] = None) -
 
 
 def _prepend_low_stages(spec: ArchSpec, low: list[Stage], replace_blocks: int, step: str) -> ArchSpec:
-    """Put `low` stages in front of a plain ViT's stage, shrink the stem to match, drop `replace_blocks` blocks."""
+    """Put `low` stages in front of a plain ViT's stage, shrink the stem to match, drop `replace_blocks` blocks.
+
+    The main stage keeps its absolute position embedding, now added where it starts (after the merges)."""
     st = _plain(spec, step)
     require(not spec.class_token, f"{step} makes the model hierarchical; remove the class token first (pool: avg)")
     factor = 2 ** len(low)
@@ -52,11 +54,7 @@ def _prepend_low_stages(spec: ArchSpec, low: list[Stage], replace_blocks: int, s
     require(0 <= replace_blocks < st.depth, f"replace_blocks must be in [0, {st.depth}), got {replace_blocks}")
     main = dataclasses.replace(st, depth=st.depth - replace_blocks, downsample="patch_merge")
     return dataclasses.replace(
-        spec,
-        stages=tuple(low) + (main,),
-        patch_size=spec.patch_size // factor,
-        stem_norm=True,
-        pos_embed_stage=len(low),
+        spec, stages=tuple(low) + (main,), patch_size=spec.patch_size // factor, stem_norm=True
     )
 
 
@@ -106,7 +104,7 @@ def window_attention_low_stages(
         for i, (c, d, h) in enumerate(zip(dims, depths, heads))
     ]
     out = _prepend_low_stages(spec, low, replace_blocks, "window_attention_low_stages")
-    return dataclasses.replace(out, pos_embed="none", pos_embed_stage=0) if pos_embed == "drop" else out
+    return out.with_stage(len(low), pos_embed=False) if pos_embed == "drop" else out
 
 
 @transform(paper="HiViT Table 2 (d): (c') + Stage 4")
@@ -126,9 +124,9 @@ def add_stage4(
     last = spec.stages[-1]
     require(last.block == "attention", "the last stage must be an attention stage")
     require(0 < depth < last.depth, f"depth must be in (0, {last.depth}), got {depth}")
-    require(spec.grids()[-1] % 2 == 0, f"the last grid ({spec.grids()[-1]}) must be even to merge")
+    require((spec.grids()[-1] or 1) % 2 == 0, f"the last grid ({spec.grids()[-1]}) must be an even 2D grid")
     new = dataclasses.replace(last, depth=depth, dim=2 * last.dim, heads=2 * last.heads, attention="window",
-                              window=window, shift=shift, downsample="patch_merge")
+                              window=window, shift=shift, downsample="patch_merge", pos_embed=False)
     mid = dataclasses.replace(last, depth=last.depth - depth, attention="window", window=window, shift=shift)
     out = dataclasses.replace(spec, stages=spec.stages[:-1] + (mid, new))
     if heads is not None:
