@@ -13,7 +13,7 @@ from ..spec import DESIGN_COLUMNS
 
 # (our column, paper column, header, digits)
 COMPARED = [
-    ("params_m", "paper_params_m", "Params (M)", 1),
+    ("params_m", "paper_params_m", "Params (M)", 2),
     ("gflops", "paper_gflops", "GFLOPs", 2),
     ("throughput", "paper_throughput", "im/s", 1),
 ]
