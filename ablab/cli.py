@@ -81,10 +81,20 @@ def run(
     profile: Optional[str] = typer.Option(None, help="Profile to run (default: paper on CUDA, else the CPU one)."),
     measure_only: bool = typer.Option(False, "--measure-only", help="Measure params, FLOPs and throughput only."),
     steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
-    force: bool = typer.Option(False, "--force", help="Re-measure steps whose results are up to date."),
+    seeds: str = typer.Option("0", help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean ± std)."),
+    data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
+    force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     results: Path = RESULTS,
 ) -> None:
-    """Build and measure every step of a recipe; results go to results/<recipe>/<profile>/."""
+    """Build, measure, train and evaluate every step of a recipe; results go to results/<recipe>/<profile>/.
+
+    Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
+    Ctrl-C or a crash continues where it stopped.
+    """
+    import sys
+
+    from .data.loaders import DataError, build_data
+    from .progress import RunProgress
     from .runner import run_recipe
 
     r = _load(recipe)
@@ -93,10 +103,18 @@ def run(
     unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]
     if unknown:
         _fail([f"error: --steps: no step {', '.join(unknown)} in {r.path}; steps: {', '.join(s.id for s in r.steps)}"])
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
     if not measure_only:
-        _fail(["error: training is not available yet; run with --measure-only "
-               "(params, FLOPs, throughput of every step)"])
-    summary = run_recipe(r, profile, results, chosen, force, log=typer.echo)
+        first = (chosen or [r.steps[0].id])[0]
+        try:  # fail on a missing or malformed dataset before any work
+            build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
+        except DataError as e:
+            _fail([f"error: {r.path}: profile '{profile}': {e}"])
+    summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
+                         seeds=seed_list, data_root=data_root, progress=RunProgress(enabled=sys.stdout.isatty()))
     typer.echo(f"wrote {summary}")
 
 

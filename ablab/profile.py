@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .spec import ArchSpec, SpecError, check
+from .train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Profile:
     scale: Optional[Scale] = None
     num_classes: Optional[int] = None
     measure: Measure = Measure()
+    train: TrainConfig = TrainConfig()
 
 
 def _round(x: float) -> int:

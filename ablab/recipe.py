@@ -8,6 +8,7 @@ and every profile's specs are checked at load time, before any work starts.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -17,13 +18,15 @@ from typing import Any, Optional, get_type_hints
 from .presets import PRESETS, preset
 from .profile import Measure, Profile, Scale, apply_profile
 from .spec import ArchSpec, SpecError, coerce
+from .data.loaders import data_num_classes
+from .train.config import TrainConfig
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps")
-STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note")
-PROFILE_KEYS = ("scale", "num_classes", "measure")
+STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train")
+PROFILE_KEYS = ("scale", "num_classes", "measure", "train")
 
 
 class RecipeError(SourceError):
@@ -39,6 +42,7 @@ class Step:
     parent: Optional[str]
     paper: dict[str, float]
     note: str = ""
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's training settings
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,13 @@ class Recipe:
     def spec(self, step_id: str, profile: str) -> ArchSpec:
         """The spec of `step_id` at `profile`'s scale."""
         return apply_profile(self.specs[step_id], self.profiles[profile])
+
+    def train_config(self, step_id: str, profile: str, data_root: Optional[str] = None) -> TrainConfig:
+        """The profile's training settings with the step's overrides (and a data root from the CLI)."""
+        cfg = dataclasses.replace(self.profiles[profile].train, **self.step(step_id).train)
+        if data_root is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
+        return cfg
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -155,8 +166,12 @@ def _profiles(c: _Checker, value: Any, key: Key) -> dict[str, Profile]:
         c.keys(body, k, PROFILE_KEYS)
         scale = _dataclass_from(c, Scale, body["scale"], k + ("scale",)) if "scale" in body else None
         measure = _dataclass_from(c, Measure, body.get("measure") or {}, k + ("measure",)) or Measure()
+        train = _dataclass_from(c, TrainConfig, body.get("train") or {}, k + ("train",)) or TrainConfig()
         classes = c.typed(body["num_classes"], int, k + ("num_classes",)) if "num_classes" in body else None
-        out[str(name)] = Profile(str(name), scale, classes, measure)
+        known = data_num_classes(train.data)
+        if classes is not None and known is not None and classes != known:
+            c.error(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
+        out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train)
     return out
 
 
@@ -166,7 +181,14 @@ def _dataclass_from(c: _Checker, cls: type, value: Any, key: Key) -> Any:
         return None
     c.keys(value, key, tuple(cls.__dataclass_fields__))
     hints = get_type_hints(cls)
-    kwargs = {n: c.typed(v, hints[n], key + (n,)) for n, v in value.items() if n in hints}
+    kwargs = {}
+    for n, v in value.items():
+        if n not in hints:
+            continue
+        if dataclasses.is_dataclass(hints[n]):
+            kwargs[n] = _dataclass_from(c, hints[n], v or {}, key + (n,))
+        else:
+            kwargs[n] = c.typed(v, hints[n], key + (n,))
     try:
         return cls(**kwargs)
     except TypeError as e:
@@ -220,7 +242,11 @@ def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step
             paper = {}
         c.keys(paper, k + ("paper",), PAPER_KEYS)
         paper = {p: c.typed(v, float, k + ("paper", p)) for p, v in paper.items() if p in PAPER_KEYS}
-        step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")))
+        train = body.get("train") or {}
+        if train:
+            checked = _dataclass_from(c, TrainConfig, train, k + ("train",))
+            train = {n: getattr(checked, n) for n in train} if checked is not None else {}
+        step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")), train)
         out.append((step, step_base))
     return out
 

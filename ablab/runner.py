@@ -1,9 +1,10 @@
-"""Runs: each (recipe, profile, step) measured once, keyed by a hash of what determines its numbers.
+"""Runs: each (recipe, profile, step) measured once and trained once per seed, keyed by content hashes.
 
-Layout: results/<recipe>/<profile>/<step>/{spec.json, metrics.json} and
-results/<recipe>/<profile>/summary.csv. A step whose key is unchanged is
-skipped; every file is written atomically, so Ctrl-C or a crash loses at most
-the step in flight, and a re-run picks up from there.
+Layout: results/<recipe>/<profile>/<step>/{spec.json, metrics.json} (measurements),
+results/<recipe>/<profile>/<step>/seed<k>/{run.json, log.csv, checkpoint.pt, metrics.json} (training),
+results/<recipe>/<profile>/summary.csv. Work whose key is unchanged is skipped; an unfinished training
+run resumes from its last epoch checkpoint; every file is written atomically, so Ctrl-C, kill -9 or a
+crash loses at most the epoch in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,13 +27,17 @@ from .measure.flops import count_flops
 from .measure.params import count_params
 from .measure.throughput import measure_throughput
 from .profile import Measure
-from .recipe import Recipe
+from .train.config import TrainConfig
+from .train.engine import Diverged, train
+from .progress import RunProgress
+from .recipe import Recipe, Step
 from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
     "device", "dtype", "uncounted_ops",
 ]
+TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
 
 
 def run_key(spec: ArchSpec, measure: Measure) -> str:
@@ -81,6 +87,13 @@ def step_dir(results: Path, recipe: Recipe, profile: str, step_id: str) -> Path:
     return results / recipe.name / profile / step_id
 
 
+def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
+    """Content hash of everything that determines a training run's result."""
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "train": asdict(cfg), "seed": seed}, sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def run_recipe(
     recipe: Recipe,
     profile: str,
@@ -88,41 +101,91 @@ def run_recipe(
     steps: Optional[list[str]] = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    measure_only: bool = True,
+    seeds: tuple[int, ...] = (0,),
+    data_root: Optional[str] = None,
+    progress: Optional[RunProgress] = None,
 ) -> Path:
-    """Measure every (selected) step; returns the path of the summary CSV."""
-    prof = recipe.profiles[profile]
-    for step in recipe.steps:
-        if steps and step.id not in steps:
-            continue
-        spec = recipe.spec(step.id, profile)
-        key = run_key(spec, prof.measure)
-        out = step_dir(results, recipe, profile, step.id)
-        metrics_path = out / "metrics.json"
-        if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
-            log(f"[{step.id}] {step.label}: unchanged, skipped (--force re-measures)")
-            continue
-        start = time.perf_counter()
-        measured = measure_step(spec, prof.measure)
-        metrics = {
-            "key": key, "recipe": recipe.name, "profile": profile, "step": step.id, "label": step.label,
-            "parent": step.parent or "", "transform": step.transform or "", "transform_params": step.params,
-            **measured, **design_columns(spec), "paper": step.paper, "note": step.note,
-            "torch": torch.__version__, "seconds": round(time.perf_counter() - start, 2),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        write_json_atomic(out / "spec.json", spec.to_dict())
-        write_json_atomic(metrics_path, metrics)
-        uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-        log(f"[{step.id}] {step.label}: {measured['params_m']:.2f}M params, {measured['gflops']:.2f} GFLOPs, "
-            f"{measured['throughput']:.1f} im/s ({measured['device']}, {measured['dtype']}, "
-            f"batch {measured['throughput_batch']}); not counted: {uncounted or 'nothing'}")
+    """Measure (and unless `measure_only`, train and evaluate with every seed) each selected step;
+    returns the path of the summary CSV."""
+    chosen = [s for s in recipe.steps if not steps or s.id in steps]
+    progress = progress or RunProgress()
+    progress.start(len(chosen) * (1 if measure_only else len(seeds)))
+    try:
+        for step in chosen:
+            _measure(recipe, step, profile, results, force, log)
+            if not measure_only:
+                for seed in seeds:
+                    _train(recipe, step, profile, results, seed, force, data_root, log, progress)
+                    progress.advance()
+            else:
+                progress.advance()
+    finally:
+        progress.stop()
     return write_summary(recipe, profile, results)
 
 
+def _measure(recipe: Recipe, step: Step, profile: str, results: Path, force: bool, log: Callable[[str], None]) -> None:
+    prof = recipe.profiles[profile]
+    spec = recipe.spec(step.id, profile)
+    key = run_key(spec, prof.measure)
+    out = step_dir(results, recipe, profile, step.id)
+    metrics_path = out / "metrics.json"
+    if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
+        log(f"[{step.id}] {step.label}: measurements unchanged, skipped (--force re-measures)")
+        return
+    start = time.perf_counter()
+    measured = measure_step(spec, prof.measure)
+    metrics = {
+        "key": key, "recipe": recipe.name, "profile": profile, "step": step.id, "label": step.label,
+        "parent": step.parent or "", "transform": step.transform or "", "transform_params": step.params,
+        **measured, **design_columns(spec), "paper": step.paper, "note": step.note,
+        "torch": torch.__version__, "seconds": round(time.perf_counter() - start, 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json_atomic(out / "spec.json", spec.to_dict())
+    write_json_atomic(metrics_path, metrics)
+    uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
+    log(f"[{step.id}] {step.label}: {measured['params_m']:.2f}M params, {measured['gflops']:.2f} GFLOPs, "
+        f"{measured['throughput']:.1f} im/s ({measured['device']}, {measured['dtype']}, "
+        f"batch {measured['throughput_batch']}); not counted: {uncounted or 'nothing'}")
+
+
+def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, force: bool,
+           data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> None:
+    """One training run; a finished run with the same key is skipped, an unfinished one resumes."""
+    spec = recipe.spec(step.id, profile)
+    cfg = recipe.train_config(step.id, profile, data_root)
+    key = train_key(spec, cfg, seed)
+    run_dir = step_dir(results, recipe, profile, step.id) / f"seed{seed}"
+    metrics_path, run_file = run_dir / "metrics.json", run_dir / "run.json"
+    if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
+        m = read_json(metrics_path)
+        log(f"[{step.id}] seed {seed}: {m['status']} earlier (top-1 {m.get('top1')}), skipped (--force re-runs)")
+        return
+    if force or not run_file.is_file() or read_json(run_file).get("key") != key:
+        for stale in ("checkpoint.pt", "log.csv", "metrics.json"):  # settings changed: start over
+            (run_dir / stale).unlink(missing_ok=True)
+    write_json_atomic(run_file, {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
+                                 "train": asdict(cfg)})
+    progress.begin_run(f"{step.id} seed {seed}", cfg.epochs)
+    base = {"key": key, "step": step.id, "label": step.label, "seed": seed, "profile": profile}
+    try:
+        result = train(spec, cfg, run_dir, seed, progress.engine_callbacks())
+        metrics = {**base, "status": "done", **result}
+        log(f"[{step.id}] seed {seed}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
+            f"in {result['train_seconds']:.0f}s ({result['train_images_per_s']} im/s)")
+    except Diverged as e:
+        metrics = {**base, "status": "failed", "reason": str(e)}
+        log(f"[{step.id}] seed {seed}: FAILED: {e}")
+    write_json_atomic(metrics_path, metrics)
+
+
 def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
-    """summary.csv: one row per step that has metrics, in recipe order; paper numbers where cited."""
+    """summary.csv: one row per step that has measurements, in recipe order; training results
+    aggregated over seeds (mean and std of top-1); paper numbers where cited."""
     paper_cols = sorted({f"paper_{k}" for s in recipe.steps for k in s.paper})
-    rows = []
+    rows, top1_by_step = [], {}
     for step in recipe.steps:
         path = step_dir(results, recipe, profile, step.id) / "metrics.json"
         if not path.is_file():
@@ -130,12 +193,36 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
         m = read_json(path)
         row = {c: m.get(c, "") for c in SUMMARY_COLUMNS + list(DESIGN_COLUMNS)}
         row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
+        row.update(_seed_summary(path.parent))
+        top1_by_step[step.id] = row.get("top1")
         row.update({f"paper_{k}": v for k, v in step.paper.items()})
         rows.append(row)
+    for row in rows:
+        parent = top1_by_step.get(row["parent"])
+        if isinstance(row.get("top1"), float) and isinstance(parent, float):
+            row["d_top1"] = round(row["top1"] - parent, 3)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + list(DESIGN_COLUMNS) + paper_cols, restval="")
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + TRAIN_COLUMNS + list(DESIGN_COLUMNS) + paper_cols,
+                            restval="")
     writer.writeheader()
     writer.writerows(rows)
     path = results / recipe.name / profile / "summary.csv"
     write_text_atomic(path, buf.getvalue())
     return path
+
+
+def _seed_summary(step_path: Path) -> dict[str, Any]:
+    """top1 mean/std, top5 mean, train hours and status over the seed runs found in a step directory."""
+    runs = [read_json(p) for p in sorted(step_path.glob("seed*/metrics.json"))]
+    if not runs:
+        return {}
+    done = [r for r in runs if r.get("status") == "done"]
+    failed = [r for r in runs if r.get("status") == "failed"]
+    out: dict[str, Any] = {"seeds": " ".join(str(r["seed"]) for r in runs)}
+    if done:
+        top1 = [r["top1"] for r in done]
+        out.update(top1=round(statistics.fmean(top1), 3), top1_std=round(statistics.pstdev(top1), 3) if len(top1) > 1
+                   else 0.0, top5=round(statistics.fmean(r["top5"] for r in done), 3),
+                   train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
+    out["status"] = "; ".join([f"failed (seed {r['seed']}): {r['reason']}" for r in failed]) or "done"
+    return out

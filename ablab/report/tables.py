@@ -49,6 +49,8 @@ def build_table(summary: Path) -> Table:
             if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[f"diff {header}"] = (value - ref).round(digits + 1)
     out["x root"] = _ratio_to_root(df).round(2)
+    if "top1" in df and df["top1"].astype(str).str.len().gt(0).any():
+        out = _with_training(out, df)
     for paper, header in PAPER_ONLY:
         if paper in df:
             out[header] = pd.to_numeric(df[paper], errors="coerce")
@@ -56,6 +58,22 @@ def build_table(summary: Path) -> Table:
     caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
                f"Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step.")
     return Table(f"{recipe} ({profile})", out, caption)
+
+
+def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """top-1 as mean ± std over seeds, top-5, change of top-1 versus the parent step, train hours, status."""
+    top1, std = pd.to_numeric(df["top1"], errors="coerce"), pd.to_numeric(df["top1_std"], errors="coerce")
+    seeds = df["seeds"].astype(str).str.split().str.len()
+    out["top-1"] = [
+        "" if pd.isna(m) else (f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}") for m, s, n in zip(top1, std, seeds)
+    ]
+    out["top-5"] = pd.to_numeric(df["top5"], errors="coerce").round(2)
+    out["d top-1"] = pd.to_numeric(df["d_top1"], errors="coerce").round(2)
+    out["train h"] = pd.to_numeric(df["train_hours"], errors="coerce").round(3)
+    status = df["status"].astype(str).replace({"": "missing"})
+    if (status != "done").any():
+        out["status"] = status
+    return out
 
 
 def _varies(column: pd.Series) -> bool:

@@ -1,0 +1,73 @@
+"""ShapeTex: the embedded default dataset, generated deterministically from a seed (no download).
+
+Each 32x32 image holds one large shape (circle, square, triangle, cross or ring) at a random position,
+size and rotation, filled with a fine texture (stripes or checkerboard, random period, orientation and
+colours), on a background textured with the *other* texture plus low-frequency colour noise and pixel
+noise. The class (10 = 5 shapes x 2 textures) needs both scales: the global outline and layout of the
+shape, and the local texture inside it (the background texture is a decoy). That is what the design
+changes under study act on: hierarchy and locality (textures), global attention and position encoding
+(outlines and layout).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring")
+TEXTURES = ("stripes", "checker")
+NUM_CLASSES = len(SHAPES) * len(TEXTURES)
+CLASS_NAMES = tuple(f"{s}/{t}" for s in SHAPES for t in TEXTURES)
+
+
+def _shape_masks(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """(5, N, H, W) masks of every shape in shape-local coordinates u, v (N, H, W), radius r (N, 1, 1)."""
+    d = torch.sqrt(u * u + v * v)
+    return torch.stack([
+        d < r,
+        torch.maximum(u.abs(), v.abs()) < 0.8 * r,
+        (v < 0.5 * r) & (u.abs() < 0.6 * (0.5 * r - v) * 0.87) & (v > -r),
+        ((u.abs() < 0.3 * r) & (v.abs() < r)) | ((v.abs() < 0.3 * r) & (u.abs() < r)),
+        (d < r) & (d > 0.55 * r),
+    ])
+
+
+def _texture(kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, period: torch.Tensor,
+             angle: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) texture in [-1, 1]: kind 0 = stripes, 1 = checkerboard."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    a = (x * c + y * s) * (2 * math.pi / period)
+    b = (-x * s + y * c) * (2 * math.pi / period)
+    stripes = torch.sign(torch.sin(a))
+    checker = torch.sign(torch.sin(a)) * torch.sign(torch.sin(b))
+    return torch.where(kind.bool(), checker, stripes)
+
+
+def make_shapetex(n: int, seed: int, img_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` images (uint8, N x 3 x S x S) and balanced labels (int64), the same for the same seed."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g)
+
+    labels = torch.arange(n) % NUM_CLASSES
+    labels = labels[torch.randperm(n, generator=g)]
+    shape_id, tex_id = labels // len(TEXTURES), labels % len(TEXTURES)
+    s = img_size
+    ys, xs = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    col = lambda t: t.view(n, 1, 1)  # noqa: E731
+    r = col(s * (0.25 + 0.1 * rand(n)))
+    cx, cy = col(r.flatten() + (s - 2 * r.flatten()) * rand(n)), col(r.flatten() + (s - 2 * r.flatten()) * rand(n))
+    rot = col(2 * math.pi * rand(n))
+    u = (xs - cx) * torch.cos(rot) + (ys - cy) * torch.sin(rot)
+    v = -(xs - cx) * torch.sin(rot) + (ys - cy) * torch.cos(rot)
+    mask = _shape_masks(u, v, r)[shape_id, torch.arange(n)]  # N, S, S
+    period = col(s / 32 * (4.0 + 2.0 * rand(n)))
+    fg = _texture(col(tex_id), xs, ys, period, col(math.pi * rand(n)))
+    bg = _texture(col(1 - tex_id), xs, ys, col(s / 32 * (4.0 + 2.0 * rand(n))), col(math.pi * rand(n)))
+    fg_colour, bg_colour = rand(n, 3, 1, 1), rand(n, 3, 1, 1)
+    low = torch.nn.functional.interpolate(rand(n, 3, 4, 4), size=(s, s), mode="bilinear", align_corners=False)
+    img = torch.where(mask[:, None], fg_colour + 0.45 * fg[:, None], 0.5 * bg_colour + 0.5 * low + 0.08 * bg[:, None])
+    img = img + 0.08 * torch.randn(n, 3, s, s, generator=g)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels

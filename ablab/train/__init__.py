@@ -1,0 +1,1 @@
+"""Supervised training and evaluation of one step's model."""

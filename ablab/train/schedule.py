@@ -1,0 +1,13 @@
+"""Learning-rate schedule: linear warm-up, then cosine decay to `min_lr`, per iteration."""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
+    """Learning rate at optimiser step `step` of `total` (warm-up over the first `warmup` steps)."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
