@@ -57,17 +57,17 @@ def make_shapetex(n: int, seed: int, img_size: int = 32) -> tuple[torch.Tensor, 
     s = img_size
     ys, xs = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
     col = lambda t: t.view(n, 1, 1)  # noqa: E731
-    r = col(s * (0.25 + 0.1 * rand(n)))
+    r = col(s * (0.28 + 0.1 * rand(n)))
     cx, cy = col(r.flatten() + (s - 2 * r.flatten()) * rand(n)), col(r.flatten() + (s - 2 * r.flatten()) * rand(n))
     rot = col(2 * math.pi * rand(n))
     u = (xs - cx) * torch.cos(rot) + (ys - cy) * torch.sin(rot)
     v = -(xs - cx) * torch.sin(rot) + (ys - cy) * torch.cos(rot)
     mask = _shape_masks(u, v, r)[shape_id, torch.arange(n)]  # N, S, S
-    period = col(s / 32 * (4.0 + 2.0 * rand(n)))
+    period = col(s / 32 * (4.0 + 1.0 * rand(n)))
     fg = _texture(col(tex_id), xs, ys, period, col(math.pi * rand(n)))
     bg = _texture(col(1 - tex_id), xs, ys, col(s / 32 * (4.0 + 2.0 * rand(n))), col(math.pi * rand(n)))
     fg_colour, bg_colour = rand(n, 3, 1, 1), rand(n, 3, 1, 1)
     low = torch.nn.functional.interpolate(rand(n, 3, 4, 4), size=(s, s), mode="bilinear", align_corners=False)
-    img = torch.where(mask[:, None], fg_colour + 0.45 * fg[:, None], 0.5 * bg_colour + 0.5 * low + 0.08 * bg[:, None])
-    img = img + 0.08 * torch.randn(n, 3, s, s, generator=g)
+    img = torch.where(mask[:, None], fg_colour + 0.5 * fg[:, None], 0.5 * bg_colour + 0.5 * low + 0.06 * bg[:, None])
+    img = img + 0.04 * torch.randn(n, 3, s, s, generator=g)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels
