@@ -52,7 +52,6 @@ class Net(nn.Module):
         rates = iter(torch.linspace(0, spec.drop_path, total).tolist() if total else [])
         geometry = spec.geometry()
         side_in: Optional[int] = spec.img_size // spec.patch_size
-        tokens_in = side_in * side_in
         stages, prev_dim = [], spec.stages[0].dim
         for i, st in enumerate(spec.stages):
             tokens, side = geometry[i]
@@ -71,7 +70,7 @@ class Net(nn.Module):
             pos_tokens = tokens + int(cls_here) if st.pos_embed else 0
             stages.append(StageModule(down, blocks, pos_tokens, st.dim, cls_here))
             prev_dim = _stage_out_dim(spec, i)
-            side_in, tokens_in = side, tokens
+            side_in = side
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(prev_dim, eps=eps)
         self.head = nn.Linear(prev_dim, spec.num_classes) if spec.num_classes > 0 else nn.Identity()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -12,6 +13,19 @@ import torch
 from ablab.spec import ArchSpec, Stage
 
 torch.set_num_threads(2)
+
+
+def assert_every_step_runs(recipe, profile: str, batch: int = 2, img_size: Optional[int] = None) -> None:
+    """Every step of `recipe` at `profile` builds and maps a batch to (batch, classes) logits."""
+    from ablab.build import build
+
+    for step in recipe.steps:
+        spec = recipe.spec(step.id, profile)
+        if img_size is not None:
+            spec = ArchSpec.from_dict(spec.to_dict() | {"img_size": img_size})
+        with torch.no_grad():
+            out = build(spec).eval()(torch.randn(batch, 3, spec.img_size, spec.img_size))
+        assert out.shape == (batch, spec.num_classes), step.id
 
 
 def tiny_vit(**changes) -> ArchSpec:

@@ -13,6 +13,8 @@ from ablab.recipe import load_recipe
 from ablab.transforms import TRANSFORMS as T
 from ablab.transforms import PreconditionError
 
+from .conftest import assert_every_step_runs
+
 RECIPE = load_recipe(Path(__file__).parent.parent / "recipes" / "deit_to_hvt.yaml")
 
 # step -> (GFLOPs, params M or None): HVT Table 1 (ImageNet), Table 2, Table 4 (GFLOPs)
@@ -56,11 +58,7 @@ def test_pooling_ops(op):
 
 @pytest.mark.parametrize("profile", ["paper", "cpu"])
 def test_every_step_forward_shape(profile):
-    for step in RECIPE.steps:
-        spec = RECIPE.spec(step.id, profile)
-        with torch.no_grad():
-            out = build(spec).eval()(torch.randn(2, 3, spec.img_size, spec.img_size))
-        assert out.shape == (2, spec.num_classes), step.id
+    assert_every_step_runs(RECIPE, profile)
 
 
 def test_hvt_transform_preconditions():

@@ -4,13 +4,14 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import torch
 
 from ablab.build import build
 from ablab.measure.flops import count_flops
 from ablab.measure.params import count_params
 from ablab.presets import preset
 from ablab.recipe import load_recipe
+
+from .conftest import assert_every_step_runs
 
 RECIPE = load_recipe(Path(__file__).parent.parent / "recipes" / "vit_to_swin.yaml")
 
@@ -39,11 +40,7 @@ def test_step_c_is_hivit_b_up_to_the_head_norm_order():
 
 @pytest.mark.parametrize("profile", ["paper", "cpu"])
 def test_every_step_forward_shape(profile):
-    for step in RECIPE.steps:
-        spec = RECIPE.spec(step.id, profile)
-        with torch.no_grad():
-            out = build(spec).eval()(torch.randn(2, 3, spec.img_size, spec.img_size))
-        assert out.shape == (2, spec.num_classes), step.id
+    assert_every_step_runs(RECIPE, profile)
 
 
 def test_cpu_profile_shrinks_uniformly():

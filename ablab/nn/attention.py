@@ -58,10 +58,15 @@ class Attention(nn.Module):
         b, n, c = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         if bias is not None:
-            # CPU SDPA kernels are fastest with a dense mask of the full batch shape (measured: ~2.5x
-            # over a broadcast mask on Swin-B windows), so the bias is materialised per call.
+            # CPU SDPA kernels are fastest with a dense mask of the full batch shape (measured: ~2.5x over a
+            # broadcast mask on Swin-B windows), so there the bias is materialised per call. CUDA kernels
+            # broadcast a (1, heads, N, N) mask themselves: materialising it cost ViT+RPE 2.5x on an H100.
             nw = bias.shape[0] if bias.dim() == 4 else 1
-            bias = bias.expand(b // nw, nw, self.heads, n, n).reshape(b, self.heads, n, n)
+            if nw > 1 or x.device.type == "cpu":
+                bias = bias.expand(b // nw, nw, self.heads, n, n).reshape(b, self.heads, n, n)
+            else:
+                bias = bias.reshape(1, self.heads, n, n)
+            bias = bias.to(q.dtype)
         if self.probe:
             logits = (q * self.scale) @ k.transpose(-2, -1)
             if bias is not None:

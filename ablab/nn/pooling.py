@@ -107,7 +107,7 @@ class PoolingAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, side*side, dim_in) -> (B, out_side^2, dim)."""
         b, _, c = x.shape
-        s, w, nw = self.side, self.window, self.side // self.window
+        w, nw = self.window, self.side // self.window
         if nw > 1:  # B, s, s, C -> B*nW, w*w, C
             x = x.view(b, nw, w, nw, w, c).transpose(2, 3).reshape(b * nw * nw, w * w, c)
         bw = x.shape[0]

@@ -26,7 +26,8 @@ class RelPosBias(nn.Module):
 
     def forward(self) -> torch.Tensor:
         n = self.window * self.window
-        bias = self.table[self.index.view(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        # contiguous: SDPA's fused CUDA kernels need a unit last-dim stride, else it falls back to fp32 math
+        bias = self.table[self.index.view(-1)].view(n, n, self.heads).permute(2, 0, 1).contiguous()
         if self.prefix:
             bias = nn.functional.pad(bias, (self.prefix, 0, self.prefix, 0))
         return bias  # heads, N, N

@@ -24,6 +24,13 @@ def _each(spec: ArchSpec, indices: list[int], **changes) -> ArchSpec:
     return spec
 
 
+def _switch_off(spec: ArchSpec, flag: str, missing: str) -> ArchSpec:
+    """Set boolean stage field `flag` to False wherever it is on; PreconditionError(missing) if nowhere."""
+    stages = [i for i, st in enumerate(spec.stages) if getattr(st, flag)]
+    require(bool(stages), missing)
+    return _each(spec, stages, **{flag: False})
+
+
 @transform(paper="Hiera Table 1: replace rel pos with absolute *")
 def absolute_position(spec: ArchSpec) -> ArchSpec:
     """Replace MViTv2's decomposed relative positions with one learned absolute embedding at the stem.
@@ -53,9 +60,7 @@ def drop_stride1_pools(spec: ArchSpec) -> ArchSpec:
 
     * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
     """
-    stages = [i for i, st in enumerate(spec.stages) if st.pool_stride1]
-    require(bool(stages), "no stage pools at stride 1")
-    return _each(spec, stages, pool_stride1=False)
+    return _switch_off(spec, "pool_stride1", "no stage pools at stride 1")
 
 
 @transform(paper="Hiera Table 1: set kernel size equal to stride")
@@ -78,9 +83,7 @@ def kernel_equals_stride(spec: ArchSpec) -> ArchSpec:
 @transform(paper="Hiera Table 1: delete q attention residuals")
 def drop_residual_pooling(spec: ArchSpec) -> ArchSpec:
     """Remove MViTv2's residual pooling connection (pooled Q added to the attention output)."""
-    stages = [i for i, st in enumerate(spec.stages) if st.residual_pooling]
-    require(bool(stages), "no stage has residual pooling")
-    return _each(spec, stages, residual_pooling=False)
+    return _switch_off(spec, "residual_pooling", "no stage has residual pooling")
 
 
 @transform(paper="Hiera Table 1: replace kv pooling with MU attn")
