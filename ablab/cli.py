@@ -113,8 +113,12 @@ def run(
             build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
         except DataError as e:
             _fail([f"error: {r.path}: profile '{profile}': {e}"])
-    summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
-                         seeds=seed_list, data_root=data_root, progress=RunProgress(enabled=sys.stdout.isatty()))
+    try:
+        summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
+                             seeds=seed_list, data_root=data_root, progress=RunProgress(enabled=sys.stdout.isatty()))
+    except KeyboardInterrupt:
+        _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to resume"],
+              code=130)
     typer.echo(f"wrote {summary}")
 
 

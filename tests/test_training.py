@@ -154,3 +154,15 @@ def test_kill_9_mid_run_resumes_to_the_same_metrics(write_recipe, tmp_path):
     full = json.loads((tmp_path / "full/tinytrain/cpu/o/seed0/metrics.json").read_text())
     cut = json.loads((tmp_path / "cut/tinytrain/cpu/o/seed0/metrics.json").read_text())
     assert (cut["top1"], cut["top5"]) == (full["top1"], full["top5"])
+
+
+def test_ctrl_c_exits_cleanly_and_says_how_to_resume(write_recipe, tmp_path, monkeypatch):
+    import ablab.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ablab.runner, "run_recipe", interrupted)
+    result = CliRunner().invoke(app, ["run", str(write_recipe(RECIPE)), "--results", str(tmp_path)])
+    assert result.exit_code == 130 and "run the same command to resume" in result.output
+    assert "Traceback" not in result.output
