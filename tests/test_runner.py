@@ -74,7 +74,8 @@ def test_report_writes_tables(write_recipe, tmp_path):
     assert result.exit_code == 0, result.output
     out = results / "tiny/small"
     md = (out / "table.md").read_text()
-    assert "| o " in md and "paper Params (M)" in md and "diff Params (M)" in md
+    assert "| o " in md and "x root" in md
+    assert "paper Params (M)" not in md  # sizes are compared with the paper's only at the paper profile
     tex = (out / "table.tex").read_text()
     assert tex.count("\\toprule") == 1 and tex.count("\\midrule") == 1 and tex.count("\\bottomrule") == 1
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 1
