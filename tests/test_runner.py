@@ -104,3 +104,11 @@ def test_transforms_validate_show(write_recipe):
     assert invoke("validate", recipe).output.startswith("ok:")
     shown = invoke("show", recipe, "--profile", "small").output
     assert "stages[0].rel_pos: none -> bias" in shown and "stages[0].depth: 2 -> 4" in shown
+
+
+def test_paper_profile_tables_compare_sizes_with_the_paper(write_recipe, tmp_path):
+    recipe, results = write_recipe(TINY.replace("  small:", "  paper:")), tmp_path / "results"
+    invoke("run", recipe, "--measure-only", "--results", results)
+    assert invoke("report", results).exit_code == 0
+    md = (results / "tiny/paper/table.md").read_text()
+    assert "paper Params (M)" in md and "diff Params (M)" in md and "diff GFLOPs" in md
