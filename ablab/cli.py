@@ -81,7 +81,8 @@ def run(
     profile: Optional[str] = typer.Option(None, help="Profile to run (default: paper on CUDA, else the CPU one)."),
     measure_only: bool = typer.Option(False, "--measure-only", help="Measure params, FLOPs and throughput only."),
     steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
-    seeds: str = typer.Option("0", help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean ± std)."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean "
+                                        "± std; default: the profile's seeds, else 0)."),
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     results: Path = RESULTS,
@@ -89,7 +90,7 @@ def run(
     """Build, measure, train and evaluate every step of a recipe; results go to results/<recipe>/<profile>/.
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
-    Ctrl-C or a crash continues where it stopped.
+    Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
     """
     import sys
 
@@ -104,7 +105,7 @@ def run(
     if unknown:
         _fail([f"error: --steps: no step {', '.join(unknown)} in {r.path}; steps: {', '.join(s.id for s in r.steps)}"])
     try:
-        seed_list = tuple(int(s) for s in seeds.split(","))
+        seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else r.profiles[profile].seeds or (0,)
     except ValueError:
         _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
     if not measure_only:
@@ -120,21 +121,31 @@ def run(
         _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to resume"],
               code=130)
     typer.echo(f"wrote {summary}")
+    if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
+        from .analysis.attention_variance import StudyError, run_attention_variance
+
+        try:
+            run_attention_variance(r, profile, results, force, data_root, log=typer.echo)
+        except StudyError as e:
+            typer.echo(f"attention variance: not computed: {e}")
 
 
 @app.command()
-def report(path: Path = typer.Argument(Path("results"), help="Results directory, or one recipe/profile in it.")) -> None:
-    """Regenerate table.md / table.csv / table.tex for every recipe and profile under PATH."""
-    from .report.tables import find_summaries, to_markdown, write_tables
+def report(
+    path: Path = typer.Argument(Path("results"), help="Results directory, one recipe/profile in it, or a recipe file."),
+    results: Path = RESULTS,
+) -> None:
+    """Regenerate tables (md, csv, tex) and figures (png, pdf) from what runs wrote under PATH; the results root
+    also gets the cross-recipe overview."""
+    from .report.regenerate import ReportError, regenerate
 
-    summaries = find_summaries(path) if path.is_dir() else []
-    if not summaries:
-        _fail([f"error: no results under {path}; run a recipe first, e.g. "
-               "`ablab run recipes/vit_to_swin.yaml --profile paper --measure-only`"])
-    for summary in summaries:
-        table = write_tables(summary)
-        typer.echo(to_markdown(table))
-        typer.echo(f"wrote {summary.parent}/table.{{md,csv,tex}}\n")
+    if path.suffix in (".yaml", ".yml"):
+        path = results / _load(path).name
+    try:
+        for line in regenerate(path):
+            typer.echo(line)
+    except ReportError as e:
+        _fail([f"error: {e}"])
 
 
 @app.command()

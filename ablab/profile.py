@@ -42,6 +42,7 @@ class Profile:
     num_classes: Optional[int] = None
     measure: Measure = Measure()
     train: TrainConfig = TrainConfig()
+    seeds: tuple[int, ...] = ()  # training seeds `ablab run` uses when given no --seeds
 
 
 def _round(x: float) -> int:

@@ -17,16 +17,18 @@ from typing import Any, Optional, get_type_hints
 
 from .presets import PRESETS, preset
 from .profile import Measure, Profile, Scale, apply_profile
-from .spec import ArchSpec, SpecError, coerce
+from .spec import ArchSpec, SpecError, coerce, effective_window
 from .data.loaders import data_num_classes
 from .train.config import TrainConfig
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
-TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps")
+TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis")
 STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train")
-PROFILE_KEYS = ("scale", "num_classes", "measure", "train")
+PROFILE_KEYS = ("scale", "num_classes", "measure", "train", "seeds")
+ANALYSIS_KEYS = ("attention_variance",)
+ATTENTION_VARIANCE_KEYS = ("steps", "seeds", "images")
 
 
 class RecipeError(SourceError):
@@ -46,6 +48,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class AttentionVarianceStudy:
+    """HiViT Fig. 2: per-block variance across `seeds` of `steps`' attention maps on `images` validation images."""
+
+    steps: tuple[str, ...]
+    seeds: tuple[int, ...]
+    images: int
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     title: str
@@ -55,6 +66,7 @@ class Recipe:
     steps: tuple[Step, ...]
     profiles: dict[str, Profile]
     specs: dict[str, ArchSpec] = field(repr=False)  # paper-scale spec of every step
+    attention_variance: Optional[AttentionVarianceStudy] = None  # from `analysis: {attention_variance: ...}`
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -117,13 +129,16 @@ def load_recipe(path: str | Path) -> Recipe:
     base = _base(c, data.get("base"), ("base",)) if "base" in data else None
     profiles = _profiles(c, data.get("profiles"), ("profiles",))
     steps = _steps(c, data.get("steps"), base)
+    study = _analysis(c, data["analysis"], [s.id for s, _ in steps]) if "analysis" in data else None
     specs = _resolve(c, steps, base) if not c.errors else {}
     if not c.errors:
         _check_profiles(c, specs, profiles)
+    if study is not None and not c.errors:
+        _check_study(c, study, specs, profiles)
     if c.errors:
         raise RecipeError(c.errors)
     return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
-                  src.path, tuple(s for s, _ in steps), profiles, specs)
+                  src.path, tuple(s for s, _ in steps), profiles, specs, study)
 
 
 def _base(c: _Checker, value: Any, key: Key) -> Optional[ArchSpec]:
@@ -171,7 +186,8 @@ def _profiles(c: _Checker, value: Any, key: Key) -> dict[str, Profile]:
         known = data_num_classes(train.data)
         if classes is not None and known is not None and classes != known:
             c.error(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
-        out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train)
+        seeds = _seeds(c, body["seeds"], k + ("seeds",), 1) if "seeds" in body else ()
+        out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds)
     return out
 
 
@@ -315,3 +331,69 @@ def _check_profiles(c: _Checker, specs: dict[str, ArchSpec], profiles: dict[str,
                 apply_profile(spec, prof)
             except SpecError as e:
                 c.error(("profiles", name), f"step '{sid}' cannot be built at this profile's scale: {e}")
+
+
+def _seeds(c: _Checker, value: Any, key: Key, least: int) -> tuple[int, ...]:
+    """A list of at least `least` distinct integer seeds."""
+    if not isinstance(value, list) or len(value) < least:
+        c.error(key, f"a list of at least {least} integer seed{'s' if least > 1 else ''} is required, got {value!r}")
+        return ()
+    seeds = tuple(c.typed(v, int, key + (i,)) for i, v in enumerate(value))
+    if len(set(seeds)) != len(seeds):
+        c.error(key, f"seeds repeat: {value}")
+    return seeds
+
+
+def _analysis(c: _Checker, value: Any, step_ids: list[str]) -> Optional[AttentionVarianceStudy]:
+    """`analysis: {attention_variance: {steps: [...], seeds: [...], images: K}}` -> the study, checked."""
+    key: Key = ("analysis",)
+    if not isinstance(value, dict) or not value:
+        c.error(key, f"analysis is a mapping with {', '.join(ANALYSIS_KEYS)}")
+        return None
+    c.keys(value, key, ANALYSIS_KEYS)
+    if "attention_variance" not in value:
+        return None
+    body, key = value["attention_variance"], key + ("attention_variance",)
+    if not isinstance(body, dict):
+        c.error(key, f"a mapping with {', '.join(ATTENTION_VARIANCE_KEYS)} is required")
+        return None
+    c.keys(body, key, ATTENTION_VARIANCE_KEYS)
+    for name in ATTENTION_VARIANCE_KEYS:
+        if name not in body:
+            c.error(key, f"'{name}' is required")
+    steps = body.get("steps")
+    if "steps" in body and (not isinstance(steps, list) or not steps):
+        c.error(key + ("steps",), f"a non-empty list of step ids is required, got {steps!r}")
+    for i, sid in enumerate(steps if isinstance(steps, list) else []):
+        if sid not in step_ids:
+            c.error(key + ("steps", i), f"no step '{sid}'; {did_you_mean(sid, step_ids)}")
+        elif sid in steps[:i]:
+            c.error(key + ("steps", i), f"step '{sid}' is listed twice")
+    seeds = _seeds(c, body["seeds"], key + ("seeds",), 2) if "seeds" in body else ()
+    images = c.typed(body["images"], int, key + ("images",)) if "images" in body else None
+    if images is not None and images < 1:
+        c.error(key + ("images",), f"at least 1 image is required, got {images}")
+    if not isinstance(steps, list) or not seeds or images is None:
+        return None
+    return AttentionVarianceStudy(tuple(map(str, steps)), seeds, images)
+
+
+def _check_study(c: _Checker, study: AttentionVarianceStudy, specs: dict[str, ArchSpec],
+                 profiles: dict[str, Profile]) -> None:
+    """Every studied step has one global attention map per block, all steps see the same images, enough of them."""
+    key: Key = ("analysis", "attention_variance")
+    for sid in study.steps:
+        for i, (st, grid) in enumerate(zip(specs[sid].stages, specs[sid].grids())):
+            windowed = st.attention == "window" and grid is not None and effective_window(grid, st.window) < grid
+            if st.block == "attention" and (windowed or st.attention == "mask_unit"):
+                c.error(key + ("steps",), f"step '{sid}' stage {i} has {st.attention} attention; the study needs "
+                                          "global attention (one T x T map per image) in every block")
+    for name, prof in profiles.items():
+        sizes = {sid: apply_profile(specs[sid], prof).img_size for sid in study.steps}
+        if len(set(sizes.values())) > 1:
+            c.error(key + ("steps",), f"profile '{name}': the steps take different image sizes {sizes}; "
+                                      "the study shows every model the same images")
+        data = prof.train.data
+        if data.name == "shapetex" and study.images > data.val_size:
+            c.error(key + ("images",), f"{study.images} images, but profile '{name}' has a validation split of "
+                                       f"{data.val_size}")

@@ -25,6 +25,7 @@ from .build import build
 from .io import read_json, write_json_atomic, write_text_atomic
 from .measure.flops import count_flops
 from .measure.params import count_params
+from .measure.peak import machine_peak
 from .measure.throughput import measure_throughput
 from .profile import Measure
 from .train.config import TrainConfig
@@ -35,14 +36,18 @@ from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
-    "device", "dtype", "uncounted_ops",
+    "device", "dtype", "peak_gmacs", "uncounted_ops",
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
 
 
+MEASURE_SCHEMA = 2  # bumped when measure_step records something new, so older measurements are redone
+
+
 def run_key(spec: ArchSpec, measure: Measure) -> str:
     """Content hash of everything that determines a step's measurements."""
-    payload = json.dumps({"spec": canonical(spec).to_dict(), "measure": asdict(measure)}, sort_keys=True)
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "measure": asdict(measure), "schema": MEASURE_SCHEMA},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -64,8 +69,9 @@ def measure_step(spec: ArchSpec, measure: Measure) -> dict[str, Any]:
     """Params, FLOPs and throughput of one spec."""
     torch.manual_seed(0)
     model = build(spec)
+    device = resolve_device(measure)
     flops = count_flops(model, spec.img_size, spec.in_chans)
-    tp = measure_throughput(model, spec.img_size, tuple(measure.batch_sizes), resolve_device(measure),
+    tp = measure_throughput(model, spec.img_size, tuple(measure.batch_sizes), device,
                             measure.dtype, measure.min_time, in_chans=spec.in_chans)
     params = count_params(model)
     return {
@@ -80,6 +86,7 @@ def measure_step(spec: ArchSpec, measure: Measure) -> dict[str, Any]:
         "throughput_per_batch": {str(k): round(v, 2) for k, v in tp.per_batch.items()},
         "device": tp.device,
         "dtype": tp.dtype,
+        "peak_gmacs": round(machine_peak(device, tp.dtype), 2),
     }
 
 
@@ -114,15 +121,18 @@ def run_recipe(
     try:
         for step in chosen:
             _measure(recipe, step, profile, results, force, log)
+            write_summary(recipe, profile, results)
             if not measure_only:
                 for seed in seeds:
                     _train(recipe, step, profile, results, seed, force, data_root, log, progress)
+                    write_summary(recipe, profile, results)
                     progress.advance()
             else:
                 progress.advance()
     finally:
         progress.stop()
-    return write_summary(recipe, profile, results)
+        summary = write_summary(recipe, profile, results)  # also after Ctrl-C: shows the unfinished run
+    return summary
 
 
 def _measure(recipe: Recipe, step: Step, profile: str, results: Path, force: bool, log: Callable[[str], None]) -> None:
@@ -182,18 +192,21 @@ def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, f
 
 
 def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
-    """summary.csv: one row per step that has measurements, in recipe order; training results
-    aggregated over seeds (mean and std of top-1); paper numbers where cited."""
+    """summary.csv: one row per recipe step, in recipe order, with what its runs wrote so far: measurements,
+    training results aggregated over seeds (mean and std of top-1), paper numbers where cited, and a
+    status (missing, measured, done, incomplete with the epoch reached, failed with the reason)."""
     paper_cols = sorted({f"paper_{k}" for s in recipe.steps for k in s.paper})
     rows, top1_by_step = [], {}
     for step in recipe.steps:
         path = step_dir(results, recipe, profile, step.id) / "metrics.json"
-        if not path.is_file():
-            continue
-        m = read_json(path)
-        row = {c: m.get(c, "") for c in SUMMARY_COLUMNS + list(DESIGN_COLUMNS)}
-        row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
-        row.update(_seed_summary(path.parent))
+        if path.is_file():
+            m = read_json(path)
+            row = {c: m.get(c, "") for c in SUMMARY_COLUMNS + list(DESIGN_COLUMNS)}
+            row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
+            row.update(_seed_summary(path.parent))
+        else:
+            row = {"step": step.id, "label": step.label, "parent": step.parent or "",
+                   "transform": step.transform or "", "status": "missing"}
         top1_by_step[step.id] = row.get("top1")
         row.update({f"paper_{k}": v for k, v in step.paper.items()})
         rows.append(row)
@@ -212,17 +225,27 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
 
 
 def _seed_summary(step_path: Path) -> dict[str, Any]:
-    """top1 mean/std, top5 mean, train hours and status over the seed runs found in a step directory."""
-    runs = [read_json(p) for p in sorted(step_path.glob("seed*/metrics.json"))]
-    if not runs:
-        return {}
-    done = [r for r in runs if r.get("status") == "done"]
-    failed = [r for r in runs if r.get("status") == "failed"]
-    out: dict[str, Any] = {"seeds": " ".join(str(r["seed"]) for r in runs)}
+    """top1 mean/std, top5 mean, train hours and status over the seed runs found in a step directory;
+    a run that started but wrote no final metrics is reported as incomplete, never averaged in."""
+    started = sorted(p.parent for p in step_path.glob("seed*/run.json"))
+    if not started:
+        return {"status": "measured"}
+    runs = {d: read_json(d / "metrics.json") for d in started if (d / "metrics.json").is_file()}
+    done = [r for r in runs.values() if r.get("status") == "done"]
+    out: dict[str, Any] = {"seeds": " ".join(d.name.removeprefix("seed") for d in started)}
     if done:
         top1 = [r["top1"] for r in done]
         out.update(top1=round(statistics.fmean(top1), 3), top1_std=round(statistics.pstdev(top1), 3) if len(top1) > 1
                    else 0.0, top5=round(statistics.fmean(r["top5"] for r in done), 3),
                    train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
-    out["status"] = "; ".join([f"failed (seed {r['seed']}): {r['reason']}" for r in failed]) or "done"
+    problems = [f"failed (seed {r['seed']}): {r['reason']}" for r in runs.values() if r.get("status") == "failed"]
+    problems += [_incomplete(d) for d in started if d not in runs]
+    out["status"] = "; ".join(problems) or "done"
     return out
+
+
+def _incomplete(run_dir: Path) -> str:
+    """'incomplete (seed k: epoch e/E)' for a run that has not written its final metrics (running or stopped)."""
+    log_path, epochs = run_dir / "log.csv", read_json(run_dir / "run.json")["train"]["epochs"]
+    finished = max(0, len(log_path.read_text().splitlines()) - 1) if log_path.is_file() else 0
+    return f"incomplete ({run_dir.name.replace('seed', 'seed ')}: epoch {finished}/{epochs})"

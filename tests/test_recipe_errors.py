@@ -103,3 +103,69 @@ def test_cli_reports_errors_without_traceback(write_recipe):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2
         assert "duplicate step id 'o'" in result.output and "Traceback" not in result.output
+
+
+ANALYSIS = GOOD + """\
+analysis:
+  attention_variance:
+    steps: [o, a]
+    seeds: [0, 1]
+    images: 8
+"""
+
+
+def test_good_analysis_and_profile_seeds_load(write_recipe):
+    r = load_recipe(write_recipe(ANALYSIS.replace("paper: {}", "paper: {seeds: [0, 1, 2]}")))
+    assert r.attention_variance is not None and r.attention_variance.steps == ("o", "a")
+    assert r.attention_variance.seeds == (0, 1) and r.attention_variance.images == 8
+    assert r.profiles["paper"].seeds == (0, 1, 2) and load_recipe(write_recipe(GOOD)).profiles["paper"].seeds == ()
+
+
+def test_analysis_steps_seeds_images(write_recipe):
+    text = ANALYSIS.replace("[o, a]", "[o, aa]").replace("[0, 1]", "[0]").replace("images: 8", "images: 0")
+    path, errs = errors_of(write_recipe, text)
+    assert errs == [f"{path}:13: analysis.attention_variance.steps[1]: no step 'aa'; did you mean 'a'? allowed: o, a",
+                    f"{path}:14: analysis.attention_variance.seeds: a list of at least 2 integer seeds is required, "
+                    f"got [0]",
+                    f"{path}:15: analysis.attention_variance.images: at least 1 image is required, got 0"]
+    path, errs = errors_of(write_recipe, ANALYSIS.replace("[0, 1]", "[0, x, 0]").replace("images: 8", "images: 2.5"))
+    assert errs == [f"{path}:14: analysis.attention_variance.seeds[1]: expected an integer, got 'x'",
+                    f"{path}:14: analysis.attention_variance.seeds: seeds repeat: [0, 'x', 0]",
+                    f"{path}:15: analysis.attention_variance.images: expected an integer, got 2.5"]
+    path, errs = errors_of(write_recipe, ANALYSIS.replace("[o, a]", "[o, o]"))
+    assert errs == [f"{path}:13: analysis.attention_variance.steps[1]: step 'o' is listed twice"]
+
+
+def test_analysis_unknown_and_missing_fields(write_recipe):
+    path, errs = errors_of(write_recipe, ANALYSIS.replace("attention_variance:", "attention_varience:"))
+    assert errs == [f"{path}:12: analysis.attention_varience: unknown field 'attention_varience'; "
+                    f"did you mean 'attention_variance'? allowed: attention_variance"]
+    path, errs = errors_of(write_recipe, ANALYSIS.replace("images: 8", "image: 8"))
+    assert errs == [f"{path}:15: analysis.attention_variance.image: unknown field 'image'; did you mean 'images'? "
+                    f"allowed: steps, seeds, images",
+                    f"{path}:12: analysis.attention_variance: 'images' is required"]
+    path, errs = errors_of(write_recipe, GOOD + "analysis: [attention_variance]\n")
+    assert errs == [f"{path}:11: analysis: analysis is a mapping with attention_variance"]
+
+
+def test_analysis_needs_global_attention_and_enough_images(write_recipe):
+    windowed = ANALYSIS.replace(
+        "base: {preset: deit_ti}",
+        "base: {spec: {img_size: 32, patch_size: 8, class_token: false, pool: avg,\n"
+        "              stages: [{depth: 2, dim: 32, heads: 2, attention: window, window: 2}]}}",
+    ).replace("images: 8", "images: 5000")
+    path, errs = errors_of(write_recipe, windowed)
+    assert errs[0] == (f"{path}:14: analysis.attention_variance.steps: step 'o' stage 0 has window attention; "
+                       "the study needs global attention (one T x T map per image) in every block")
+    assert errs[-1] == (f"{path}:16: analysis.attention_variance.images: 5000 images, but profile 'paper' has a "
+                        "validation split of 2000")
+
+
+def test_profile_seeds(write_recipe):
+    path, errs = errors_of(write_recipe, GOOD.replace("paper: {}", "paper: {seeds: []}"))
+    assert errs == [f"{path}:4: profiles.paper.seeds: a list of at least 1 integer seed is required, got []"]
+    path, errs = errors_of(write_recipe, GOOD.replace("paper: {}", "paper: {seeds: [1, 1]}"))
+    assert errs == [f"{path}:4: profiles.paper.seeds: seeds repeat: [1, 1]"]
+    path, errs = errors_of(write_recipe, GOOD.replace("paper: {}", "paper: {sedes: [1]}"))
+    assert errs == [f"{path}:4: profiles.paper.sedes: unknown field 'sedes'; did you mean 'seeds'? "
+                    f"allowed: scale, num_classes, measure, train, seeds"]

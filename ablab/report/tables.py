@@ -54,7 +54,10 @@ def build_table(summary: Path) -> Table:
     for paper, header in PAPER_ONLY:
         if paper in df:
             out[header] = pd.to_numeric(df[paper], errors="coerce")
-    devices = ", ".join(sorted({f"{d} {t}" for d, t in zip(df["device"], df["dtype"])}))
+    status = df["status"].astype(str) if "status" in df else pd.Series("measured", index=df.index)
+    if not status.isin(["done", "measured"]).all():  # missing, unfinished or failed work is named, never hidden
+        out["status"] = status
+    devices = ", ".join(sorted({f"{d} {t}" for d, t in zip(df["device"], df["dtype"]) if d}))
     caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
                f"Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step.")
     return Table(f"{recipe} ({profile})", out, caption)
@@ -70,10 +73,48 @@ def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     out["top-5"] = pd.to_numeric(df["top5"], errors="coerce").round(2)
     out["d top-1"] = pd.to_numeric(df["d_top1"], errors="coerce").round(2)
     out["train h"] = pd.to_numeric(df["train_hours"], errors="coerce").round(3)
-    status = df["status"].astype(str).replace({"": "missing"})
-    if (status != "done").any():
-        out["status"] = status
     return out
+
+
+def build_overview(summaries: list[Path], profile: str) -> Table:
+    """Every recipe's last step beside the root of its chain, one profile: where each transition ends up."""
+    rows = []
+    for summary in summaries:
+        df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
+        last = df.index[-1]
+        root = _root_index(df, last)
+        for i, role in ((root, "from"), (last, "to")):
+            rows.append({"recipe": summary.parent.parent.name, "": role, "step": df.at[i, "step"],
+                         "model": df.at[i, "label"], **_overview_numbers(df, i), "x root": _ratio_to_root(df)[i]})
+    frame = pd.DataFrame(rows)
+    frame["x root"] = pd.to_numeric(frame["x root"], errors="coerce").round(2)
+    frame = frame.dropna(axis=1, how="all")
+    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; "
+               f"'x root' is the throughput ratio measured in the same run.")
+    return Table(f"all recipes ({profile})", frame, caption)
+
+
+def _overview_numbers(df: pd.DataFrame, i: int) -> dict[str, object]:
+    """Params, GFLOPs, im/s and top-1 (mean ± std) of row `i`, with the paper's top-1 where cited."""
+    num = lambda col: pd.to_numeric(df.at[i, col], errors="coerce") if col in df else float("nan")  # noqa: E731
+    top1, std = num("top1"), num("top1_std")
+    return {
+        "Params (M)": round(num("params_m"), 2), "GFLOPs": round(num("gflops"), 2),
+        "im/s": round(num("throughput"), 1),
+        "top-1": "" if pd.isna(top1) else (f"{top1:.2f} ± {std:.2f}" if std > 0 else f"{top1:.2f}"),
+        "paper top-1": num("paper_top1"),
+        "status": df.at[i, "status"] if "status" in df else "",
+    }
+
+
+def _root_index(df: pd.DataFrame, i: int) -> int:
+    """Row index of the chain root above row `i` (follow `parent` until a step without one)."""
+    index = {step: k for k, step in enumerate(df["step"])}
+    seen: set[int] = set()
+    while df.at[i, "parent"] in index and i not in seen:
+        seen.add(i)
+        i = index[df.at[i, "parent"]]
+    return i
 
 
 def _varies(column: pd.Series) -> bool:
@@ -84,17 +125,8 @@ def _varies(column: pd.Series) -> bool:
 
 def _ratio_to_root(df: pd.DataFrame) -> pd.Series:
     """Each step's throughput as a multiple of its chain's root (the ancestor with no parent)."""
-    parent = dict(zip(df["step"], df["parent"].astype(str)))
-    speed = dict(zip(df["step"], pd.to_numeric(df["throughput"], errors="coerce")))
-
-    def root(step: str) -> str:
-        seen = set()
-        while parent.get(step) and parent[step] in speed and step not in seen:
-            seen.add(step)
-            step = parent[step]
-        return step
-
-    return pd.Series([speed[s] / speed[root(s)] for s in df["step"]], index=df.index)
+    speed = pd.to_numeric(df["throughput"], errors="coerce")
+    return pd.Series([speed[i] / speed[_root_index(df, i)] for i in df.index], index=df.index)
 
 
 def to_markdown(table: Table) -> str:
@@ -104,15 +136,42 @@ def to_markdown(table: Table) -> str:
 
 
 def to_latex(table: Table) -> str:
-    styler = table.frame.style.format(na_rep="--", precision=2, escape="latex").hide(axis="index")
-    styler = styler.format_index(escape="latex", axis=1)
-    return styler.to_latex(hrules=True, caption=table.caption, position="t")
+    """A booktabs table environment: numbers right-aligned, missing values as --, every text escaped."""
+    frame = table.frame
+    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
+    label = re.sub(r"[^A-Za-z0-9]+", "-", table.title).strip("-")
+    rows = [" & ".join(_tex_cell(v) for v in row) + r" \\" for row in frame.itertuples(index=False)]
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}", rf"\label{{tab:{label}}}",
+        rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(_tex(str(c)) for c in frame.columns) + r" \\",
+        r"\midrule", *rows, r"\bottomrule", r"\end{tabular}", r"\end{table}", "",
+    ])
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+
+
+def _tex(text: str) -> str:
+    """`text` with LaTeX's special characters escaped (and ± as math)."""
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _tex_cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return "--"
+    return _tex(f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def write_table_files(stem: Path, table: Table) -> None:
+    """<stem>.md, <stem>.csv and <stem>.tex, each written atomically."""
+    write_text_atomic(stem.with_suffix(".md"), to_markdown(table))
+    write_text_atomic(stem.with_suffix(".csv"), table.frame.to_csv(index=False))
+    write_text_atomic(stem.with_suffix(".tex"), to_latex(table))
 
 
 def write_tables(summary: Path) -> Table:
     """Write table.md, table.csv and table.tex beside `summary`."""
     table = build_table(summary)
-    write_text_atomic(summary.parent / "table.md", to_markdown(table))
-    write_text_atomic(summary.parent / "table.csv", table.frame.to_csv(index=False))
-    write_text_atomic(summary.parent / "table.tex", to_latex(table))
+    write_table_files(summary.parent / "table", table)
     return table

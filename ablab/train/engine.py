@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from torch import nn
 
 from ..build import build
 from ..data.loaders import Data, build_data
-from ..io import write_text_atomic
+from ..io import atomic_file, write_text_atomic
 from ..spec import ArchSpec
 from .config import TrainConfig
 from .schedule import lr_at
@@ -97,9 +96,8 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
 
 
 def train(

@@ -1,0 +1,1 @@
+"""Analyses of trained runs: the attention-variance study (HiViT Section 3.2, Fig. 2)."""

@@ -1,0 +1,57 @@
+"""`ablab report`: every table and figure under a results directory, rebuilt from the summaries runs wrote."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from .figures import write_figures, write_overview_figure
+from .tables import build_overview, find_summaries, to_markdown, write_table_files, write_tables
+from .variance_figure import write_variance_figure
+
+
+class ReportError(Exception):
+    """Nothing to report from: says what was looked for and what to run."""
+
+
+def regenerate(path: Path) -> Iterator[str]:
+    """Write tables and figures beside each <recipe>/<profile>/summary.csv under `path`, and the cross-recipe
+    overview when `path` holds several recipes; yields what it prints."""
+    summaries = find_summaries(path) if path.is_dir() else []
+    if not summaries:
+        raise ReportError(
+            f"no results under {path} (looked for <recipe>/<profile>/summary.csv); run a recipe first, e.g. "
+            "`ablab run recipes/vit_to_swin.yaml` (CPU profile: trains every step) or "
+            "`ablab run recipes/vit_to_swin.yaml --profile paper --measure-only`")
+    readable = []
+    for summary in summaries:
+        try:
+            table = write_tables(summary)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as e:
+            yield f"skipped {summary}: not a summary written by `ablab run` ({type(e).__name__}: {e})\n"
+            continue
+        readable.append(summary)
+        written = [summary.parent / f"table.{ext}" for ext in ("md", "csv", "tex")] + write_figures(summary)
+        variance = summary.parent / "attention_variance.csv"
+        if variance.is_file():
+            written += write_variance_figure(variance)
+        yield to_markdown(table)
+        yield f"wrote {', '.join(str(p) for p in written)}\n"
+    if len({s.parent.parent for s in readable}) > 1:
+        yield from _overview(readable, path)
+
+
+def _overview(summaries: list[Path], root: Path) -> Iterator[str]:
+    """The cross-recipe table per profile and the accuracy-vs-throughput overview figure."""
+    by_profile = itertools.groupby(sorted(summaries, key=lambda s: s.parent.name), key=lambda s: s.parent.name)
+    for profile, group in by_profile:
+        table = build_overview(list(group), profile)
+        write_table_files(root / f"overview_{profile}", table)
+        yield to_markdown(table)
+        yield f"wrote {root}/overview_{profile}.{{md,csv,tex}}\n"
+    figures = write_overview_figure(summaries, root)
+    if figures:
+        yield f"wrote {', '.join(str(p) for p in figures)}\n"
