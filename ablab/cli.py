@@ -65,7 +65,8 @@ def show(recipe: Path, profile: str = typer.Option("paper", help="Profile whose 
     typer.echo(f"{r.title}  [{profile}]")
     for step in r.steps:
         spec = r.spec(step.id, profile)
-        how = f"{step.transform}({', '.join(f'{k}={v}' for k, v in step.params.items())})" if step.transform else "base"
+        how = (f"{step.transform}({', '.join(f'{k}={v}' for k, v in step.params.items())})" if step.transform
+               else "no transform (the same model)" if step.parent else "base")
         typer.echo(f"\n[{step.id}] {step.label}" + (f"  <- {step.parent} via {how}" if step.parent else f"  ({how})"))
         for line in describe(spec):
             typer.echo(f"    {line}")
@@ -77,7 +78,7 @@ def show(recipe: Path, profile: str = typer.Option("paper", help="Profile whose 
 
 @app.command()
 def run(
-    recipe: Path,
+    recipes: list[Path] = typer.Argument(..., help="One or more recipe files, run one after the other."),
     profile: Optional[str] = typer.Option(None, help="Profile to run (default: paper on CUDA, else the CPU one)."),
     measure_only: bool = typer.Option(False, "--measure-only", help="Measure params, FLOPs and throughput only."),
     steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
@@ -87,18 +88,27 @@ def run(
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     results: Path = RESULTS,
 ) -> None:
-    """Build, measure, train and evaluate every step of a recipe; results go to results/<recipe>/<profile>/.
+    """Build, measure, train and evaluate every step of each recipe; results go to results/<recipe>/<profile>/.
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
     Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
     """
+    loaded = [_load(recipe) for recipe in recipes]  # every recipe is checked before any work starts
+    if steps and len(loaded) > 1:
+        _fail(["error: --steps names steps of one recipe; give one recipe with it"])
+    for r in loaded:
+        _run_one(r, profile, measure_only, steps, seeds, data_root, force, results)
+
+
+def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
+             data_root: Optional[str], force: bool, results: Path) -> None:
+    """`ablab run` for one loaded recipe."""
     import sys
 
     from .data.loaders import DataError, build_data
     from .progress import RunProgress
     from .runner import run_recipe
 
-    r = _load(recipe)
     profile = _profile(r, profile)
     chosen = [s.strip() for s in steps.split(",")] if steps else None
     unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]

@@ -46,8 +46,8 @@ class RunProgress:
 
         def on_epoch(row: dict) -> None:
             bars.advance(self.epoch_task)
-            bars.console.log(f"epoch {row['epoch']}: loss {row['loss']:.4f}, val top-1 {row['val_top1']:.2f}%, "
-                             f"{row['images_per_s']} im/s")
+            score = f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else f"peak {row['peak_mb']} MB"
+            bars.console.log(f"epoch {row['epoch']}: loss {row['loss']:.4f}, {score}, {row['images_per_s']} im/s")
 
         return EngineProgress(on_batch=on_batch, on_epoch=on_epoch)
 

@@ -13,12 +13,14 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, get_type_hints
+from typing import Any, Optional, get_args, get_type_hints
 
 from .presets import PRESETS, preset
 from .profile import Measure, Profile, Scale, apply_profile
 from .spec import ArchSpec, SpecError, coerce, effective_window
 from .data.loaders import data_num_classes
+from .mim.config import PretrainConfig
+from .mim.masking import MaskError, units_per_side, visible_count
 from .train.config import TrainConfig
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
@@ -45,6 +47,7 @@ class Step:
     paper: dict[str, float]
     note: str = ""
     train: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's training settings
+    # (`pretrain` holds only the fields the step sets, over the profile's pre-training, or None to turn it off)
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,23 @@ class Recipe:
 
     def train_config(self, step_id: str, profile: str, data_root: Optional[str] = None) -> TrainConfig:
         """The profile's training settings with the step's overrides (and a data root from the CLI)."""
-        cfg = dataclasses.replace(self.profiles[profile].train, **self.step(step_id).train)
+        cfg = step_train_config(self.profiles[profile].train, self.step(step_id).train)
         if data_root is not None:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
         return cfg
+
+
+def step_train_config(profile_train: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A profile's training settings with a step's overrides.
+
+    Pre-training is the profile's choice: a step's `pretrain:` fields adjust the profile's pre-training
+    (`pretrain: null` turns it off for the step); a profile without pre-training trains every step from scratch."""
+    overrides = dict(overrides)
+    if "pretrain" in overrides:
+        fields = overrides.pop("pretrain")
+        if profile_train.pretrain is not None:
+            overrides["pretrain"] = None if fields is None else dataclasses.replace(profile_train.pretrain, **fields)
+    return dataclasses.replace(profile_train, **overrides)
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -133,6 +149,8 @@ def load_recipe(path: str | Path) -> Recipe:
     specs = _resolve(c, steps, base) if not c.errors else {}
     if not c.errors:
         _check_profiles(c, specs, profiles)
+    if not c.errors:
+        _check_pretraining(c, [s for s, _ in steps], specs, profiles)
     if study is not None and not c.errors:
         _check_study(c, study, specs, profiles)
     if c.errors:
@@ -197,19 +215,33 @@ def _dataclass_from(c: _Checker, cls: type, value: Any, key: Key) -> Any:
         return None
     c.keys(value, key, tuple(cls.__dataclass_fields__))
     hints = get_type_hints(cls)
-    kwargs = {}
+    kwargs, errors_before = {}, len(c.errors)
     for n, v in value.items():
         if n not in hints:
             continue
+        inner = _optional_dataclass(hints[n])
         if dataclasses.is_dataclass(hints[n]):
             kwargs[n] = _dataclass_from(c, hints[n], v or {}, key + (n,))
+        elif inner is not None:
+            kwargs[n] = None if v is None else _dataclass_from(c, inner, v, key + (n,))
         else:
             kwargs[n] = c.typed(v, hints[n], key + (n,))
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError as e:
         c.error(key, str(e))
         return None
+    if hasattr(obj, "problems") and len(c.errors) == errors_before:  # ranges, once every value has its type
+        for name, message in obj.problems():
+            c.error(key + (name,), message)
+    return obj
+
+
+def _optional_dataclass(hint: Any) -> Optional[type]:
+    """X for a hint Optional[X] where X is a dataclass: a settings block that may be left out or null."""
+    args = get_args(hint)
+    inner = [a for a in args if a is not type(None)]
+    return inner[0] if type(None) in args and len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else None
 
 
 def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step, Optional[ArchSpec]]]:
@@ -248,8 +280,9 @@ def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step
         parent = body.get("from")
         if parent is None and "base" not in body and out:
             parent = out[-1][0].id
-        if tname is None and parent is not None:
-            c.error(k, "a step after the first needs a transform (or a 'base:' to restart from)")
+        if tname is None and parent is not None and "from" not in body:  # `from: X` alone: X's model, trained anew
+            c.error(k, "a step after the first needs a transform (or a 'base:' to restart from, or a 'from:' "
+                       "to repeat that step's model)")
         if tname is None and parent is None and "base" not in body and base is None:
             c.error(k, "the first step has no transform: the recipe needs a top-level 'base'")
         paper = body.get("paper") or {}
@@ -262,6 +295,9 @@ def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step
         if train:
             checked = _dataclass_from(c, TrainConfig, train, k + ("train",))
             train = {n: getattr(checked, n) for n in train} if checked is not None else {}
+            if isinstance(train.get("pretrain"), PretrainConfig):  # keep only the fields the step sets
+                train["pretrain"] = {n: getattr(train["pretrain"], n) for n in body["train"]["pretrain"]
+                                     if n in PretrainConfig.__dataclass_fields__}
         step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")), train)
         out.append((step, step_base))
     return out
@@ -331,6 +367,35 @@ def _check_profiles(c: _Checker, specs: dict[str, ArchSpec], profiles: dict[str,
                 apply_profile(spec, prof)
             except SpecError as e:
                 c.error(("profiles", name), f"step '{sid}' cannot be built at this profile's scale: {e}")
+
+
+def _check_pretraining(c: _Checker, steps: list[Step], specs: dict[str, ArchSpec],
+                       profiles: dict[str, Profile]) -> None:
+    """Every step a profile pre-trains has settings that hold together and a mask unit that tiles its image
+    into whole tokens, with at least one unit masked; errors point at the step's field where it sets one."""
+    for name, prof in profiles.items():
+        for i, step in enumerate(steps):
+            cfg = step_train_config(prof.train, step.train).pretrain
+            if cfg is None:
+                continue
+            own = step.train.get("pretrain") or {}
+
+            def where(field_name: str) -> Key:
+                return (("steps", i, "train", "pretrain", field_name) if field_name in own
+                        else ("profiles", name, "train", "pretrain", field_name))
+
+            if own:  # the step's fields over the profile's: check what they make together
+                for field_name, message in cfg.problems():
+                    c.error(where(field_name), f"profile '{name}', step '{step.id}': {message}")
+            spec = apply_profile(specs[step.id], prof)
+            try:
+                units = units_per_side(spec.img_size, spec.patch_size, cfg.mask_unit) ** 2
+            except MaskError as e:
+                c.error(where("mask_unit"), f"profile '{name}', step '{step.id}': {e}")
+                continue
+            if 0 < cfg.mask_ratio < 1 and visible_count(units, cfg.mask_ratio) == units:
+                c.error(where("mask_ratio"), f"profile '{name}', step '{step.id}': {cfg.mask_ratio} of {units} "
+                                             "mask units masks none")
 
 
 def _seeds(c: _Checker, value: Any, key: Key, least: int) -> tuple[int, ...]:

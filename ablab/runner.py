@@ -27,6 +27,7 @@ from .measure.flops import count_flops
 from .measure.params import count_params
 from .measure.peak import machine_peak
 from .measure.throughput import measure_throughput
+from .mim.engine import ENCODER_FILE, PretrainUnsupported, pretrain
 from .profile import Measure
 from .train.config import TrainConfig
 from .train.engine import Diverged, train
@@ -39,6 +40,7 @@ SUMMARY_COLUMNS = [
     "device", "dtype", "peak_gmacs", "uncounted_ops",
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
+PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 
 
 MEASURE_SCHEMA = 2  # bumped when measure_step records something new, so older measurements are redone
@@ -95,9 +97,20 @@ def step_dir(results: Path, recipe: Recipe, profile: str, step_id: str) -> Path:
 
 
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
-    """Content hash of everything that determines a training run's result."""
-    payload = json.dumps({"spec": canonical(spec).to_dict(), "train": asdict(cfg), "seed": seed}, sort_keys=True,
+    """Content hash of everything that determines a training run's result (pre-training included; a run
+    without it hashes as before pre-training existed, so earlier results stay valid)."""
+    train = asdict(cfg)
+    if cfg.pretrain is None:
+        del train["pretrain"]
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "train": train, "seed": seed}, sort_keys=True,
                          default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
+    """Content hash of what determines a pre-training's encoder: spec, pre-training settings, images, seed."""
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "pretrain": asdict(cfg.pretrain),
+                          "data": asdict(cfg.data), "seed": seed}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -178,17 +191,44 @@ def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, f
             (run_dir / stale).unlink(missing_ok=True)
     write_json_atomic(run_file, {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
                                  "train": asdict(cfg)})
-    progress.begin_run(f"{step.id} seed {seed}", cfg.epochs)
     base = {"key": key, "step": step.id, "label": step.label, "seed": seed, "profile": profile}
     try:
-        result = train(spec, cfg, run_dir, seed, progress.engine_callbacks())
-        metrics = {**base, "status": "done", **result}
+        pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
+        progress.begin_run(f"{step.id} seed {seed}", cfg.epochs)
+        result = train(spec, cfg, run_dir, seed, progress.engine_callbacks(), pretrained=pretrained)
+        metrics = {**base, "status": "done", **result, **pre}
         log(f"[{step.id}] seed {seed}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
             f"in {result['train_seconds']:.0f}s ({result['train_images_per_s']} im/s)")
-    except Diverged as e:
+    except (Diverged, PretrainUnsupported) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"[{step.id}] seed {seed}: FAILED: {e}")
     write_json_atomic(metrics_path, metrics)
+
+
+def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int, force: bool,
+              log: Callable[[str], None], progress: RunProgress) -> tuple[Optional[dict], dict[str, Any]]:
+    """Pre-train the encoder fine-tuning starts from, when `cfg.pretrain` asks: (its weights, its metrics).
+    A finished pre-training with the same key is reused; an unfinished one resumes; changed settings start over."""
+    if cfg.pretrain is None:
+        return None, {}
+    key, metrics_path, encoder_path = pretrain_key(spec, cfg, seed), out / "metrics.json", out / ENCODER_FILE
+    done = metrics_path.is_file() and read_json(metrics_path).get("key") == key and encoder_path.is_file()
+    if done and not force:
+        pre = read_json(metrics_path)
+        log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training done earlier, reused")
+    else:
+        if force or not (out / "run.json").is_file() or read_json(out / "run.json").get("key") != key:
+            for stale in ("checkpoint.pt", "pretrain_log.csv", "metrics.json", ENCODER_FILE):
+                (out / stale).unlink(missing_ok=True)
+        write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain), "data": asdict(cfg.data)})
+        progress.begin_run(f"{step.id} seed {seed} {cfg.pretrain.method}", cfg.pretrain.epochs)
+        pre = {"key": key, **pretrain(spec, cfg.pretrain, cfg.data, out, seed, progress.engine_callbacks())}
+        write_json_atomic(metrics_path, pre)
+        log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training, loss {pre['pretrain_loss']:.4f}, "
+            f"{pre['pretrain_epoch_seconds']:.1f} s/epoch, peak {pre['pretrain_peak_mb']:.0f} MB "
+            f"({pre['pretrain_peak_kind']})")
+    state = torch.load(encoder_path, map_location="cpu", weights_only=True)
+    return state, {k: v for k, v in pre.items() if k != "key"}
 
 
 def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
@@ -214,9 +254,10 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
         parent = top1_by_step.get(row["parent"])
         if isinstance(row.get("top1"), float) and isinstance(parent, float):
             row["d_top1"] = round(row["top1"] - parent, 3)
+    pretrain_cols = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + TRAIN_COLUMNS + list(DESIGN_COLUMNS) + paper_cols,
-                            restval="")
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + TRAIN_COLUMNS + pretrain_cols + list(DESIGN_COLUMNS)
+                            + paper_cols, restval="")
     writer.writeheader()
     writer.writerows(rows)
     path = results / recipe.name / profile / "summary.csv"
@@ -238,14 +279,33 @@ def _seed_summary(step_path: Path) -> dict[str, Any]:
         out.update(top1=round(statistics.fmean(top1), 3), top1_std=round(statistics.pstdev(top1), 3) if len(top1) > 1
                    else 0.0, top5=round(statistics.fmean(r["top5"] for r in done), 3),
                    train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
+        out.update(_pretrain_summary(done))
     problems = [f"failed (seed {r['seed']}): {r['reason']}" for r in runs.values() if r.get("status") == "failed"]
     problems += [_incomplete(d) for d in started if d not in runs]
     out["status"] = "; ".join(problems) or "done"
     return out
 
 
+def _pretrain_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pre-training method, hours, seconds per epoch and peak memory (means over the finished seed runs)."""
+    runs = [r for r in done if r.get("pretrain_method")]
+    if not runs:
+        return {}
+    mean = lambda name, digits: round(statistics.fmean(r[name] for r in runs), digits)  # noqa: E731
+    return {"pretrain": " ".join(sorted({r["pretrain_method"] for r in runs})),
+            "pretrain_hours": mean("pretrain_hours", 5), "pretrain_epoch_seconds": mean("pretrain_epoch_seconds", 2),
+            "pretrain_peak_mb": mean("pretrain_peak_mb", 1)}
+
+
 def _incomplete(run_dir: Path) -> str:
-    """'incomplete (seed k: epoch e/E)' for a run that has not written its final metrics (running or stopped)."""
-    log_path, epochs = run_dir / "log.csv", read_json(run_dir / "run.json")["train"]["epochs"]
+    """'incomplete (seed k: epoch e/E)' for a run that has not written its final metrics (running or stopped);
+    'pre-training epoch e/E' while its pre-training is unfinished."""
+    pre = run_dir / "pretrain"
+    if (pre / "run.json").is_file() and not (pre / "metrics.json").is_file():
+        stage, log_path = "pre-training epoch", pre / "pretrain_log.csv"
+        epochs = read_json(pre / "run.json")["pretrain"]["epochs"]
+    else:
+        stage, log_path = "epoch", run_dir / "log.csv"
+        epochs = read_json(run_dir / "run.json")["train"]["epochs"]
     finished = max(0, len(log_path.read_text().splitlines()) - 1) if log_path.is_file() else 0
-    return f"incomplete ({run_dir.name.replace('seed', 'seed ')}: epoch {finished}/{epochs})"
+    return f"incomplete ({run_dir.name.replace('seed', 'seed ')}: {stage} {finished}/{epochs})"

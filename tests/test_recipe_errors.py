@@ -169,3 +169,56 @@ def test_profile_seeds(write_recipe):
     path, errs = errors_of(write_recipe, GOOD.replace("paper: {}", "paper: {sedes: [1]}"))
     assert errs == [f"{path}:4: profiles.paper.sedes: unknown field 'sedes'; did you mean 'seeds'? "
                     f"allowed: scale, num_classes, measure, train, seeds"]
+
+
+PRETRAIN = GOOD.replace("paper: {}", """cpu:
+    train:
+      pretrain: {method: simmim, mask_unit: 16, mask_ratio: 0.75, epochs: 2}""") + """  - id: same
+    from: a
+    train: {pretrain: {method: mae, mask_ratio: 0.6}}
+  - id: scratch
+    from: a
+    train: {pretrain: null}
+"""
+
+
+def test_pretrain_block_loads_and_steps_adjust_the_profile(write_recipe):
+    r = load_recipe(write_recipe(PRETRAIN))
+    assert r.train_config("a", "cpu").pretrain.method == "simmim"
+    same = r.train_config("same", "cpu").pretrain
+    assert (same.method, same.mask_ratio, same.mask_unit, same.epochs) == ("mae", 0.6, 16, 2)
+    assert r.train_config("scratch", "cpu").pretrain is None
+    assert r.spec("same", "cpu") == r.spec("a", "cpu")  # `from:` without a transform: the same model
+    no_profile_pretraining = load_recipe(write_recipe(PRETRAIN.replace(
+        "train:\n      pretrain: {method: simmim, mask_unit: 16, mask_ratio: 0.75, epochs: 2}", "{}")))
+    assert no_profile_pretraining.train_config("same", "cpu").pretrain is None
+
+
+def test_pretrain_block_errors(write_recipe):
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("mask_unit: 16", "mask_unti: 16"))
+    assert errs == [f"{path}:6: profiles.cpu.train.pretrain.mask_unti: unknown field 'mask_unti'; did you mean "
+                    f"'mask_unit'? allowed: method, mask_ratio, mask_unit, batchwise, epochs, batch_size, lr, min_lr, "
+                    f"weight_decay, betas, warmup_epochs, decoder_depth, decoder_dim, decoder_heads, multiscale, "
+                    f"norm_pix, separate_and_pad"]
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("method: simmim", "method: simim")
+                           .replace("epochs: 2}", "epochs: two}").replace("0.6", "1.0"))
+    assert errs == [f"{path}:6: profiles.cpu.train.pretrain.method: 'simim' is not allowed; allowed: mae, simmim, "
+                    f"greenmim",
+                    f"{path}:6: profiles.cpu.train.pretrain.epochs: expected an integer, got 'two'",
+                    f"{path}:15: steps[2].train.pretrain.mask_ratio: must be in [0, 1), got 1.0"]
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("pretrain: {method: mae,", "pretrain: {decoder_heads: 5,"))
+    assert errs == [f"{path}:15: steps[2].train.pretrain.decoder_heads: 5 heads do not divide decoder_dim 512"]
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("train: {pretrain: null}", "train: {pretrain: [mae]}"))
+    assert errs == [f"{path}:18: steps[3].train.pretrain: a mapping with method, mask_ratio, mask_unit, batchwise, "
+                    f"epochs, batch_size, lr, min_lr, weight_decay, betas, warmup_epochs, decoder_depth, decoder_dim, "
+                    f"decoder_heads, multiscale, norm_pix, separate_and_pad is required"]
+
+
+def test_pretrain_mask_unit_must_tile_the_image_at_each_profile(write_recipe):
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("mask_unit: 16", "mask_unit: 24"))
+    assert errs[0] == (f"{path}:6: profiles.cpu.train.pretrain.mask_unit: profile 'cpu', step 'o': mask_unit 24 px "
+                       f"does not tile the 224 px image")
+    assert len(errs) == 3  # every pre-trained step; `scratch` is not
+    path, errs = errors_of(write_recipe, PRETRAIN.replace("mask_unit: 16", "mask_unit: 224"))
+    assert errs[0] == (f"{path}:6: profiles.cpu.train.pretrain.mask_ratio: profile 'cpu', step 'o': 0.75 of 1 mask "
+                       f"units masks none")

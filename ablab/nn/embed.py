@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -29,9 +31,10 @@ class PatchMerge(nn.Module):
         self.norm = nn.LayerNorm(4 * dim, eps=eps)
         self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: Optional[int] = None) -> torch.Tensor:
+        """x: (B, g*g, C) on a g x g grid (default: the model's; sparse MAE passes a mask unit's side)."""
         b, _, c = x.shape
-        h = self.grid // 2
+        h = (grid or self.grid) // 2
         # B, g*g, C -> B, h, 2(y), h, 2(x), C -> B, h, h, 2(x), 2(y), C -> B, h*h, 4C
         x = x.view(b, h, 2, h, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h * h, 4 * c)
         return self.reduction(self.norm(x))

@@ -20,9 +20,8 @@ class RelPosBias(nn.Module):
         self.table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         trunc_normal_(self.table, std=0.02)
         ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-        coords = torch.stack([ys.flatten(), xs.flatten()])  # 2, N
-        rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # 2, N, N in [0, 2W-2]
-        self.register_buffer("index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
+        coords = torch.stack([ys.flatten(), xs.flatten()], dim=1)  # N, 2
+        self.register_buffer("index", relative_index(coords, coords, window), persistent=False)
 
     def forward(self) -> torch.Tensor:
         n = self.window * self.window
@@ -31,6 +30,13 @@ class RelPosBias(nn.Module):
         if self.prefix:
             bias = nn.functional.pad(bias, (self.prefix, 0, self.prefix, 0))
         return bias  # heads, N, N
+
+
+def relative_index(q: torch.Tensor, k: torch.Tensor, window: int) -> torch.Tensor:
+    """Row of the (2W-1)^2 bias table for every pair of in-window (y, x) positions: q (..., N, 2), k (..., M, 2)
+    -> (..., N, M). Shared by dense windows and GreenMIM's groups, which look biases up from stored coordinates."""
+    rel = q[..., :, None, :] - k[..., None, :, :] + (window - 1)  # ..., N, M, 2 in [0, 2W-2]
+    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
 
 def shifted_window_mask(grid: int, window: int, shift: int) -> torch.Tensor:

@@ -73,6 +73,10 @@ def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     out["top-5"] = pd.to_numeric(df["top5"], errors="coerce").round(2)
     out["d top-1"] = pd.to_numeric(df["d_top1"], errors="coerce").round(2)
     out["train h"] = pd.to_numeric(df["train_hours"], errors="coerce").round(3)
+    if "pretrain" in df and df["pretrain"].astype(str).str.len().gt(0).any():  # HiViT Table 8's columns
+        out["pretrain"] = df["pretrain"]
+        out["pt s/epoch"] = pd.to_numeric(df["pretrain_epoch_seconds"], errors="coerce").round(1)
+        out["pt peak MB"] = pd.to_numeric(df["pretrain_peak_mb"], errors="coerce").round(0)
     return out
 
 

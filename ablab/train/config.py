@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from ..mim.config import PretrainConfig
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -39,3 +41,4 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
+    pretrain: Optional[PretrainConfig] = None  # masked image modeling first, then fine-tuning under these settings

@@ -64,6 +64,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load pre-trained encoder weights into a classifier; ValueError unless the head is all they leave out."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shapes differ
+        raise ValueError(f"pre-trained weights do not fit the classifier: {e}") from None
+    missing = [k for k in result.missing_keys if not k.startswith("head.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"pre-trained weights do not fit the classifier: missing {missing}, "
+                         f"unexpected {result.unexpected_keys}")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple[float, float]:
     """Top-1 and top-5 accuracy (%)."""
@@ -108,8 +120,10 @@ def train(
     progress: Optional[Progress] = None,
     device: Optional[str] = None,
     data: Optional[Data] = None,
+    pretrained: Optional[dict[str, torch.Tensor]] = None,
 ) -> dict[str, Any]:
     """Train `spec` under `cfg` into `run_dir` (resuming from its checkpoint); returns the final metrics.
+    `pretrained` (an encoder's state dict, e.g. from masked image modeling) replaces the initial weights.
 
     Raises Diverged when the loss stops being finite; the caller records the failure.
     """
@@ -120,6 +134,8 @@ def train(
     if cfg.drop_path:
         spec = dataclasses.replace(spec, drop_path=cfg.drop_path)
     model = build(spec).to(dev)
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
     data = data or build_data(cfg, spec.img_size, seed)
     if data.num_classes != spec.num_classes:
         raise ValueError(f"the dataset has {data.num_classes} classes but the model predicts {spec.num_classes}")

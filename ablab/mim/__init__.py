@@ -1,0 +1,1 @@
+"""Masked image modeling: mask units, sparse MAE, dense SimMIM, GreenMIM group window attention."""

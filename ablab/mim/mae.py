@@ -1,0 +1,96 @@
+"""Sparse MAE for any spec that allows it (ViT, HiViT, Hiera): the encoder runs on the visible mask units only
+(ablab/mim/sparse.py), a light transformer decoder fills in mask tokens, and the loss is the MSE of the
+normalised pixels of the masked units (He et al.; Hiera Section 3.1, HiViT Section 3.3).
+
+Hiera's multi-scale decoder input (`multiscale`): every earlier stage's output is pooled to the last stage's
+resolution inside its unit by a kernel = stride conv, projected to the last stage's width, and added.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block as DecoderBlock
+from torch import nn
+
+from ..build import build
+from ..spec import ArchSpec
+from .config import PretrainConfig
+from .masking import token_mask
+from .sparse import SparseTokens, check_sparse, sparse_forward
+
+
+class MAE(nn.Module):
+    """Encoder (a Net whose weights load into the classifier) + decoder; forward(images, mask) -> loss."""
+
+    def __init__(self, spec: ArchSpec, cfg: PretrainConfig) -> None:
+        super().__init__()
+        self.sides = check_sparse(spec, cfg.mask_unit)
+        self.encoder = build(spec)
+        self.unit, self.per_side, self.norm_pix = cfg.mask_unit, spec.img_size // cfg.mask_unit, cfg.norm_pix
+        self.units = self.per_side**2
+        grid = self.per_side * self.sides[-1]
+        self.patch = spec.img_size // grid  # pixels per side of a final-stage token: what each token predicts
+        dims = [stage.blocks[-1].mlp.fc2.out_features for stage in self.encoder.stages]
+        self.fuse = nn.ModuleList([
+            nn.Conv2d(d, dims[-1], s // self.sides[-1], stride=s // self.sides[-1])
+            for d, s in zip(dims[:-1], self.sides[:-1])
+        ]) if cfg.multiscale else None
+        self.encoder_norm = nn.LayerNorm(dims[-1]) if spec.head_norm == "pooled" else nn.Identity()
+        d = cfg.decoder_dim
+        self.decoder_embed = nn.Linear(dims[-1], d)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.decoder_pos = nn.Parameter(torch.zeros(1, grid * grid, d))
+        self.decoder = nn.Sequential(*[DecoderBlock(d, cfg.decoder_heads, 4.0, qkv_bias=True)
+                                       for _ in range(cfg.decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(d)
+        self.pred = nn.Linear(d, self.patch * self.patch * spec.in_chans)
+        for p in (self.mask_token, self.decoder_pos):
+            trunc_normal_(p, std=0.02)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Scalar loss for `images` with the visible units of `mask` ((B, units) bool, True = visible)."""
+        return self.loss(images, self.predict(images, mask), mask)
+
+    def predict(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pixels predicted for every final-stage token: (B, grid^2, patch^2 * channels)."""
+        outputs = sparse_forward(self.encoder, images, mask, self.unit)
+        last = outputs[-1]
+        x = last.x[:, last.prefix:]  # B, V * t, C
+        if self.fuse is not None:
+            x = x + sum(_fused(conv, out) for conv, out in zip(self.fuse, outputs[:-1]))
+        x = self.decoder_embed(self.encoder_norm(x))
+        b, grid2, d = x.shape[0], self.decoder_pos.shape[1], x.shape[-1]
+        full = self.mask_token.expand(b, grid2, d).clone()
+        full = full.scatter(1, last.grid_index()[:, :, None].expand(-1, -1, d), x)
+        return self.pred(self.decoder_norm(self.decoder(full + self.decoder_pos)))
+
+    def loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the (per-token normalised) pixels, over the tokens of masked units only."""
+        target = patchify(images, self.patch)
+        if self.norm_pix:
+            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        per_token = (pred - target).pow(2).mean(dim=-1)
+        masked = (~token_mask(mask, self.per_side, self.sides[-1])).to(per_token.dtype)
+        return (per_token * masked).sum() / masked.sum()
+
+
+def _fused(conv: nn.Conv2d, out: SparseTokens) -> torch.Tensor:
+    """An earlier stage's per-unit maps pooled to the last stage's resolution: (B, V * t_last, C_last)."""
+    head, x = out.split()  # B*V, s*s, C
+    bv, _, c = x.shape
+    y = conv(x.transpose(1, 2).reshape(bv, c, out.side, out.side))
+    return y.flatten(2).transpose(1, 2).reshape(out.units.shape[0], -1, y.shape[1])
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, (H / patch) * (W / patch), patch * patch * C), row-major patches."""
+    b, c, h, w = images.shape
+    x = images.view(b, c, h // patch, patch, w // patch, patch).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def build_mae(spec: ArchSpec, cfg: PretrainConfig) -> MAE:
+    """Sparse MAE for `spec`; SparseError names the operator when the spec cannot run on visible units only."""
+    return MAE(spec, cfg)

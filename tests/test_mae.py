@@ -1,0 +1,140 @@
+"""Sparse MAE: the encoder on the visible mask units equals the dense model with masked tokens removed from the
+keys; specs that cannot run sparse are refused by name; the MAE loss trains the encoder."""
+
+import dataclasses
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ablab.nn.attention
+import ablab.nn.pooling
+from ablab.build import build
+from ablab.mim.config import PretrainConfig
+from ablab.mim.mae import build_mae
+from ablab.mim.masking import random_mask, token_mask
+from ablab.mim.sparse import SparseError, check_sparse, sparse_forward
+from ablab.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def cpu_spec(recipe: str, step: str):
+    return load_recipe(RECIPES / f"{recipe}.yaml").spec(step, "cpu")
+
+
+def dense_with_masked_keys(monkeypatch, net, images, mask, unit_px):
+    """The dense model's final tokens when every global attention ignores the masked tokens as keys."""
+    spec, batch = net.spec, images.shape[0]
+    per_side = spec.img_size // unit_px
+    key_masks = {}  # key length -> (B, keys) additive mask, one per token grid the model attends on globally
+    for grid in {g for g in spec.grids() if g} | {spec.img_size // spec.patch_size // 2 ** k for k in range(4)}:
+        if grid % per_side == 0:
+            visible = token_mask(mask, per_side, grid // per_side)
+            prefix = torch.ones(batch, int(spec.class_token), dtype=torch.bool)
+            keep = torch.cat([prefix, visible], dim=1)
+            key_masks[keep.shape[1]] = torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
+
+    def sdpa(q, k, v, attn_mask=None):
+        if q.shape[0] == batch and k.shape[-2] in key_masks:
+            extra = key_masks[k.shape[-2]][:, None, None, :]
+            attn_mask = extra if attn_mask is None else attn_mask + extra
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+
+    fake = types.SimpleNamespace(scaled_dot_product_attention=sdpa)
+    monkeypatch.setattr(ablab.nn.attention, "F", fake)
+    monkeypatch.setattr(ablab.nn.pooling, "F", fake)
+    with torch.no_grad():
+        return net.forward_features(images)
+
+
+@pytest.mark.parametrize("recipe, step, unit_px, ratio", [
+    ("vit_to_swin", "o", 4, 0.75),              # ViT: a unit is one token
+    ("deit_to_hvt", "deit_ti", 8, 0.5),         # class token, units of 2x2 tokens
+    ("vit_to_swin", "b", 4, 0.75),              # relative position bias on global attention
+    ("vit_to_swin", "c", 4, 0.75),              # HiViT: MLP stages and merges inside units, RPE + abs pos
+    ("mvitv2_to_hiera", "mu_attn", 16, 0.5),    # mask-unit attention, kernel = stride Q pools, global stages
+    ("mvitv2_to_hiera", "hiera_l", 16, 0.5),    # Hiera-L (widening in attention, norm after pooling)
+])
+def test_sparse_encoder_equals_dense_with_masked_keys(monkeypatch, recipe, step, unit_px, ratio):
+    spec = cpu_spec(recipe, step)
+    torch.manual_seed(0)
+    net = build(spec).eval()
+    images = torch.randn(3, 3, spec.img_size, spec.img_size)
+    per_side = spec.img_size // unit_px
+    mask = random_mask(3, per_side * per_side, ratio, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        last = sparse_forward(net, images, mask, unit_px)[-1]
+    dropped = images * token_mask(mask, per_side, unit_px).view(3, 1, spec.img_size, spec.img_size)
+    dense = dense_with_masked_keys(monkeypatch, net, dropped, mask, unit_px)
+    index = torch.cat([torch.arange(last.prefix).expand(3, -1), last.grid_index() + last.prefix], dim=1)
+    expected = dense.gather(1, index[:, :, None].expand(-1, -1, dense.shape[-1]))
+    assert last.x.shape == expected.shape
+    torch.testing.assert_close(last.x, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("recipe, step, operator", [
+    ("vit_to_swin", "c'", "shifted window attention"),
+    ("mvitv2_to_hiera", "mvitv2_l", "decomposed relative positions"),
+    ("mvitv2_to_hiera", "abs_pos", "stage 1: KV pooling"),
+    ("mvitv2_to_hiera", "kernel_stride", "stage 1: KV pooling"),
+    ("deit_to_hvt", "hvt_s_1", "1D token pooling"),
+])
+def test_specs_that_cannot_run_sparse_name_the_operator(recipe, step, operator):
+    spec = cpu_spec(recipe, step)
+    unit = 16 if recipe == "mvitv2_to_hiera" else 8
+    with pytest.raises(SparseError, match=operator):
+        check_sparse(spec, unit)
+
+
+def test_overlapping_q_pools_are_refused():
+    spec = cpu_spec("mvitv2_to_hiera", "mu_attn")
+    stages = list(spec.stages)
+    stages[1] = dataclasses.replace(stages[1], q_kernel=3)
+    with pytest.raises(SparseError, match="stage 2: Q pooling with kernel 3 > stride 2"):
+        check_sparse(dataclasses.replace(spec, stages=tuple(stages)), 16)
+
+
+def test_mask_unit_must_tile_the_tokens():
+    spec = cpu_spec("vit_to_swin", "o")
+    with pytest.raises(SparseError, match="does not tile"):
+        check_sparse(spec, 5)
+    with pytest.raises(SparseError, match="whole number"):
+        check_sparse(spec, 2)
+
+
+@pytest.mark.parametrize("multiscale", [False, True])
+def test_mae_loss_trains_the_encoder(multiscale):
+    spec = cpu_spec("mvitv2_to_hiera", "hiera_l")
+    cfg = PretrainConfig(method="mae", mask_unit=16, mask_ratio=0.5, decoder_depth=1, decoder_dim=32,
+                         decoder_heads=2, multiscale=multiscale)
+    torch.manual_seed(0)
+    mae = build_mae(spec, cfg)
+    images = torch.randn(2, 3, spec.img_size, spec.img_size)
+    mask = random_mask(2, mae.units, 0.5, torch.Generator().manual_seed(0))
+    loss = mae(images, mask)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in mae.encoder.stages.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+    state = mae.encoder.state_dict()
+    missing = build(spec).load_state_dict(state, strict=True)
+    assert not missing.missing_keys
+
+
+def test_mae_loss_is_on_masked_units_only():
+    spec = cpu_spec("vit_to_swin", "c")
+    cfg = PretrainConfig(method="mae", mask_unit=4, decoder_depth=1, decoder_dim=32, decoder_heads=2)
+    mae = build_mae(spec, cfg)
+    images = torch.randn(2, 3, spec.img_size, spec.img_size)
+    mask = random_mask(2, mae.units, 0.75, torch.Generator().manual_seed(0))
+    pred = torch.randn(2, mae.units, 4 * 4 * 3)
+    base = mae.loss(images, pred, mask)
+    at_visible = pred.clone()
+    at_visible[mask] += 5.0
+    torch.testing.assert_close(mae.loss(images, at_visible, mask), base)
+    at_masked = pred.clone()
+    at_masked[~mask] += 5.0
+    assert mae.loss(images, at_masked, mask) > base

@@ -1,0 +1,132 @@
+"""Pre-training engine and runner: a finite loss, resume equivalence, encoder weights that load into the
+classifier, a step the method cannot take recorded as failed, and the pre-training columns of the summary."""
+
+import csv
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ablab.build import build
+from ablab.cli import app
+from ablab.measure.memory import PeakMemory
+from ablab.mim.config import PretrainConfig
+from ablab.mim.engine import PretrainUnsupported, pretrain
+from ablab.spec import ArchSpec
+from ablab.train.config import DataConfig
+from ablab.train.engine import Progress, load_pretrained
+
+from .conftest import tiny_vit
+
+DATA = DataConfig(train_size=256, val_size=64)
+SIMMIM = PretrainConfig(method="simmim", mask_unit=8, epochs=2, batch_size=64, lr=1e-3, warmup_epochs=0.5)
+
+RECIPE = """
+name: tinymim
+base:
+  spec: {img_size: 32, patch_size: 8, class_token: false, pool: avg, stages: [{depth: 1, dim: 32, heads: 2}]}
+profiles:
+  cpu:
+    measure: {batch_sizes: [8], min_time: 0.01}
+    train:
+      epochs: 1
+      batch_size: 64
+      data: {train_size: 256, val_size: 128}
+      pretrain: {method: simmim, mask_unit: 8, epochs: 1, batch_size: 64, lr: 1.0e-3}
+steps:
+  - id: scratch
+    label: supervised only
+    train: {pretrain: null}
+  - id: simmim
+    label: SimMIM + fine-tuning
+    from: scratch
+  - id: hvt
+    label: 1D token pooling (SimMIM cannot)
+    base:
+      spec:
+        img_size: 32
+        patch_size: 8
+        class_token: false
+        pool: avg
+        stages: [{depth: 1, dim: 32, heads: 2}, {depth: 1, dim: 32, heads: 2, downsample: token_pool, q_kernel: 3}]
+"""
+
+
+def test_pretrain_loss_is_finite_and_the_encoder_loads_into_the_classifier(tmp_path):
+    spec = tiny_vit(class_token=False, pool="avg")
+    rows = []
+    result = pretrain(spec, SIMMIM, DATA, tmp_path, seed=0, progress=Progress(on_epoch=rows.append))
+    assert len(rows) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    assert result["pretrain_method"] == "simmim" and result["pretrain_peak_mb"] >= 0
+    assert result["pretrain_peak_kind"] == "cpu_peak_rss_growth" and result["pretrain_epoch_seconds"] > 0
+    header = (tmp_path / "pretrain_log.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,lr,images_per_s,epoch_seconds,peak_mb,peak_kind"
+    state = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    model = build(spec)
+    load_pretrained(model, state)
+    assert torch.equal(model.patch_embed.proj.weight, state["patch_embed.proj.weight"])
+    with pytest.raises(ValueError, match="do not fit the classifier"):
+        load_pretrained(build(tiny_vit(class_token=False, pool="avg", stages=[{"depth": 2, "dim": 64, "heads": 2}])),
+                        state)
+
+
+def test_cpu_peak_memory_counts_a_block_after_earlier_work_freed_memory():
+    for _ in range(3):  # freed tensors the allocator would keep and hand out again without growing the RSS
+        blocks = [torch.ones(64, 1024, 4) for _ in range(64)]
+        del blocks
+    peak = PeakMemory(torch.device("cpu"))
+    peak.start()
+    blocks = [torch.ones(64, 1024, 4) for _ in range(64)]  # 64 MiB
+    assert 56 < peak.peak_mb() < 96 and peak.kind == "cpu_peak_rss_growth"
+    del blocks
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+    spec = tiny_vit(class_token=False, pool="avg")
+    pretrain(spec, SIMMIM, DATA, tmp_path / "full", seed=0)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(spec, SIMMIM, DATA, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
+    assert not (tmp_path / "cut" / "encoder.pt").exists()
+    pretrain(spec, SIMMIM, DATA, tmp_path / "cut", seed=0)
+    a = torch.load(tmp_path / "full" / "encoder.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "encoder.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_spec_the_method_cannot_take_is_unsupported(tmp_path):
+    hvt = ArchSpec.from_dict(tiny_vit(class_token=False, pool="avg").to_dict() | {"stages": [
+        {"depth": 1, "dim": 32, "heads": 2}, {"depth": 1, "dim": 32, "heads": 2, "downsample": "token_pool",
+                                              "q_kernel": 3}]})
+    with pytest.raises(PretrainUnsupported, match="simmim cannot pre-train this model: .*1D token pooling"):
+        pretrain(hvt, SIMMIM, DATA, tmp_path, seed=0)
+
+
+def test_run_pretrains_then_fine_tunes_and_reports_pretraining(write_recipe, tmp_path):
+    recipe, results = write_recipe(RECIPE), tmp_path / "results"
+    result = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    out = results / "tinymim/cpu"
+    rows = {r["step"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows["scratch"]["status"] == "done" and rows["scratch"]["pretrain"] == ""
+    assert rows["simmim"]["status"] == "done" and rows["simmim"]["pretrain"] == "simmim"
+    assert float(rows["simmim"]["pretrain_epoch_seconds"]) > 0 and float(rows["simmim"]["pretrain_peak_mb"]) >= 0
+    assert rows["simmim"]["d_top1"] != ""  # fine-tuned beside supervised-only
+    assert rows["hvt"]["status"].startswith("failed (seed 0): simmim cannot pre-train this model")
+    metrics = json.loads((out / "simmim/seed0/metrics.json").read_text())
+    assert metrics["pretrain_method"] == "simmim" and metrics["pretrain_hours"] > 0 and metrics["top1"] is not None
+    assert (out / "simmim/seed0/pretrain/encoder.pt").is_file()
+    assert not (out / "scratch/seed0/pretrain").exists()
+    again = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert again.output.count("skipped (--force re-runs)") == 3
+    changed = write_recipe(RECIPE.replace("epochs: 1\n      batch_size: 64\n      data", "epochs: 2\n      "
+                                                                                         "batch_size: 64\n      data"))
+    fine_tune_only = CliRunner().invoke(app, ["run", str(changed), "--results", str(results), "--steps", "simmim"])
+    assert "pre-training done earlier, reused" in fine_tune_only.output
+    report = CliRunner().invoke(app, ["report", str(results)])
+    assert report.exit_code == 0 and "pt s/epoch" in (out / "table.md").read_text()
