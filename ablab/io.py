@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
@@ -44,6 +46,23 @@ def write_figure_atomic(fig: "Figure", path: str | Path, dpi: int = 150) -> None
     metadata = {"CreationDate": None} if fmt == "pdf" else None  # no timestamp: regenerating changes nothing
     with atomic_file(path, "wb") as f:
         fig.savefig(f, format=fmt, dpi=dpi, metadata=metadata)
+
+
+def write_csv_atomic(path: str | Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """A CSV with a header of `columns` and one line per row dict, written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def save_torch_atomic(path: str | Path, state: Any) -> None:
+    """`torch.save` of `state`, atomically: an interrupted save leaves the previous checkpoint whole."""
+    import torch
+
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

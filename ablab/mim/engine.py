@@ -12,8 +12,6 @@ classifier build(spec).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 import time
@@ -24,7 +22,7 @@ import torch
 from torch import nn
 
 from ..data.loaders import build_data
-from ..io import atomic_file, write_text_atomic
+from ..io import save_torch_atomic, write_csv_atomic
 from ..measure.memory import PeakMemory
 from ..spec import ArchSpec
 from ..train.config import DataConfig, TrainConfig
@@ -68,19 +66,6 @@ def build_pretrainer(spec: ArchSpec, cfg: PretrainConfig) -> nn.Module:
 def mask_generator(seed: int, epoch: int) -> torch.Generator:
     """The masks' own stream for (seed, epoch), apart from the data order's, so each repeats on resume."""
     return torch.Generator().manual_seed((seed * 100003 + epoch) * 2 + 1)
-
-
-def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    with atomic_file(path, "wb") as f:
-        torch.save(state, f)
 
 
 def encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -151,11 +136,11 @@ def pretrain(
                "images_per_s": round(seen / seconds, 1), "epoch_seconds": round(seconds, 2),
                "peak_mb": round(peak.peak_mb(), 1), "peak_kind": peak.kind}
         rows.append(row)
-        _write_log(run_dir / "pretrain_log.csv", rows)
-        _save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+        write_csv_atomic(run_dir / "pretrain_log.csv", LOG_COLUMNS, rows)
+        save_torch_atomic(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                           "rows": rows, "seconds": seconds_total})
         progress.on_epoch(row)
-    _save(run_dir / ENCODER_FILE, encoder_state(model))
+    save_torch_atomic(run_dir / ENCODER_FILE, encoder_state(model))
     return {
         "pretrain_method": cfg.method, "pretrain_epochs": cfg.epochs, "pretrain_loss": rows[-1]["loss"],
         "pretrain_seconds": round(seconds_total, 2), "pretrain_hours": seconds_total / 3600,

@@ -8,9 +8,7 @@ uninterrupted run on the CPU.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import random
 import time
@@ -25,7 +23,7 @@ from torch import nn
 
 from ..build import build
 from ..data.loaders import Data, build_data
-from ..io import atomic_file, write_text_atomic
+from ..io import save_torch_atomic, write_csv_atomic
 from ..spec import ArchSpec
 from .config import TrainConfig
 from .schedule import lr_at
@@ -97,19 +95,6 @@ def _autocast(device: torch.device, amp: str):
         dtype = torch.bfloat16 if amp == "bf16" else torch.float16
         return lambda: torch.autocast("cuda", dtype=dtype)
     return lambda: torch.autocast(device.type, enabled=False)
-
-
-def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_file(path, "wb") as f:
-        torch.save(state, f)
 
 
 def train(
@@ -207,8 +192,8 @@ def train(
                "val_top5": round(top5, 3), "images_per_s": round(seen / seconds, 1),
                "epoch_seconds": round(seconds, 2)}
         rows.append(row)
-        _write_log(run_dir / "log.csv", rows)
-        _save_checkpoint(ckpt_path, {
+        write_csv_atomic(run_dir / "log.csv", LOG_COLUMNS, rows)
+        save_torch_atomic(ckpt_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "ema": ema.module.state_dict() if ema is not None else {}, "epoch": epoch, "rows": rows,
             "train_seconds": train_seconds,
