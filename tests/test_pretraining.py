@@ -13,6 +13,7 @@ from ablab.cli import app
 from ablab.measure.memory import PeakMemory
 from ablab.mim.config import PretrainConfig
 from ablab.mim.engine import PretrainUnsupported, pretrain
+from ablab.runner import _seed_summary
 from ablab.spec import ArchSpec
 from ablab.train.config import DataConfig
 from ablab.train.engine import Progress, load_pretrained
@@ -130,3 +131,12 @@ def test_run_pretrains_then_fine_tunes_and_reports_pretraining(write_recipe, tmp
     assert "pre-training done earlier, reused" in fine_tune_only.output
     report = CliRunner().invoke(app, ["report", str(results)])
     assert report.exit_code == 0 and "pt s/epoch" in (out / "table.md").read_text()
+
+
+def test_unfinished_pretraining_is_reported_as_such(tmp_path):
+    run = tmp_path / "step" / "seed0"
+    (run / "pretrain").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"train": {"epochs": 5}}))
+    (run / "pretrain" / "run.json").write_text(json.dumps({"pretrain": {"epochs": 4}}))
+    (run / "pretrain" / "pretrain_log.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
+    assert _seed_summary(tmp_path / "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"
