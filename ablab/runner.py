@@ -40,6 +40,7 @@ SUMMARY_COLUMNS = [
     "device", "dtype", "peak_gmacs", "uncounted_ops",
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
+ADDED_TRAIN_FIELDS = ("pretrain", "layer_decay")  # TrainConfig fields newer than the first recorded runs
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 
 
@@ -97,11 +98,9 @@ def step_dir(results: Path, recipe: Recipe, profile: str, step_id: str) -> Path:
 
 
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
-    """Content hash of everything that determines a training run's result (pre-training included; a run
-    without it hashes as before pre-training existed, so earlier results stay valid)."""
-    train = asdict(cfg)
-    if cfg.pretrain is None:
-        del train["pretrain"]
+    """Content hash of everything that determines a training run's result (pre-training included). Settings
+    added since results were first recorded hash as before while unset, so earlier results stay valid."""
+    train = {k: v for k, v in asdict(cfg).items() if not (k in ADDED_TRAIN_FIELDS and v is None)}
     payload = json.dumps({"spec": canonical(spec).to_dict(), "train": train, "seed": seed}, sort_keys=True,
                          default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

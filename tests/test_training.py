@@ -17,7 +17,9 @@ from ablab.cli import app
 from ablab.data.loaders import DataError, build_data
 from ablab.data.synthetic import NUM_CLASSES, make_shapetex
 from ablab.train.config import DataConfig, TrainConfig
-from ablab.train.engine import Diverged, Progress, train
+from ablab.build import build
+from ablab.recipe import RecipeError, load_recipe
+from ablab.train.engine import Diverged, Progress, layer_ids, param_groups, train
 from ablab.train.schedule import lr_at
 
 from .conftest import tiny_vit
@@ -102,6 +104,32 @@ def test_nan_loss_raises_diverged(tmp_path):
     cfg = TrainConfig(epochs=1, batch_size=64, lr=1e9, warmup_epochs=0, data=DataConfig(train_size=512))
     with pytest.raises(Diverged, match="loss became"):
         train(tiny_vit(class_token=False, pool="avg"), cfg, tmp_path, seed=0)
+
+
+def test_layer_decay_scales_each_block_by_its_depth():
+    from ablab.presets import preset
+
+    model = build(preset("hiera_b"))  # 4 stages, 2-3-16-3 blocks, pooled-Q downsampling, abs pos
+    ids = layer_ids(model)
+    depth = 2 + 3 + 16 + 3 + 1
+    assert ids["patch_embed.proj.weight"] == 0 and ids["head.weight"] == ids["norm.weight"] == depth
+    assert ids["stages.0.blocks.0.mlp.fc1.weight"] == 1 and ids["stages.3.blocks.2.mlp.fc1.weight"] == depth - 1
+    first_of_stage_2 = next(n for n in ids if n.startswith("stages.1.blocks.0."))
+    assert ids[first_of_stage_2] == 3
+    groups = param_groups(model, 0.05, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert scale[id(named["head.weight"])] == 1.0 and scale[id(named["patch_embed.proj.weight"])] == 0.5 ** depth
+    assert scale[id(named["stages.1.blocks.0.mlp.fc1.weight"])] == 0.5 ** (depth - 3)
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    assert {g["lr_scale"] for g in param_groups(model, 0.05)} == {1.0}
+
+
+def test_layer_decay_out_of_range_names_the_field(write_recipe):
+    path = write_recipe(RECIPE.replace("warmup_epochs: 0.5,", "warmup_epochs: 0.5, layer_decay: 1.5,"))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    assert f"{path}:7: profiles.cpu.train.layer_decay: must be in (0, 1], got 1.5" in str(e.value)
 
 
 def test_missing_data_path_is_a_clear_error(tmp_path, write_recipe):

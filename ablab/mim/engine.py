@@ -115,7 +115,7 @@ def pretrain(
         for i, (x, _) in enumerate(data.train(epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, warmup, cfg.lr, cfg.min_lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             x = x.to(dev, non_blocking=True)
             mask = random_mask(len(x), units, cfg.mask_ratio, masks, batchwise=batchwise, device=dev)
             loss = model(x, mask)

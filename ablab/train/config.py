@@ -33,6 +33,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     drop_path: float = 0.0
     clip_grad: Optional[float] = None
+    layer_decay: Optional[float] = None  # layer-wise lr decay for fine-tuning (MAE, SimMIM, Hiera, HiViT), in (0, 1]
     ema: Optional[float] = None  # EMA decay; evaluated instead of the raw weights when set
     amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only
     hflip: bool = True
@@ -42,3 +43,18 @@ class TrainConfig:
     cutmix: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
     pretrain: Optional[PretrainConfig] = None  # masked image modeling first, then fine-tuning under these settings
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every value out of range, so recipes report them all with their lines."""
+        out = []
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be at least 1, got {getattr(self, name)}"))
+        if self.lr <= 0:
+            out.append(("lr", f"must be positive, got {self.lr}"))
+        for name in ("min_lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_path", "mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                out.append((name, f"must not be negative, got {getattr(self, name)}"))
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            out.append(("layer_decay", f"must be in (0, 1], got {self.layer_decay}"))
+        return out

@@ -49,17 +49,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases, norms, position embeddings, class tokens and relative position tables."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: Optional[float] = None) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norms, position embeddings, class tokens and relative position
+    tables; with `layer_decay`, each group's `lr_scale` is decay ** (depth - layer), so early layers move least
+    (the fine-tuning rule of BEiT, MAE, SimMIM, Hiera and HiViT)."""
+    layers = layer_ids(model) if layer_decay is not None else {}
+    depth = max(layers.values(), default=0)
+    groups: dict[tuple[bool, int], dict[str, Any]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim <= 1 or name.endswith(("pos_embed", "cls_token", ".table", "rel_pos_h", "rel_pos_w")):
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        no_decay = p.ndim <= 1 or name.endswith(("pos_embed", "cls_token", ".table", "rel_pos_h", "rel_pos_w"))
+        layer = layers.get(name, depth)
+        group = groups.setdefault((no_decay, layer), {
+            "params": [], "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr_scale": 1.0 if layer_decay is None else layer_decay ** (depth - layer)})
+        group["params"].append(p)
+    return list(groups.values())
+
+
+def layer_ids(model: nn.Module) -> dict[str, int]:
+    """Layer of every parameter of a built Net: stem 0, the k-th block over all stages k; a stage's downsampling,
+    class token and position embedding share its first block's layer; final norm and head one past the last."""
+    ids = {f"patch_embed.{n}": 0 for n, _ in model.patch_embed.named_parameters()}
+    first = 1
+    for i, stage in enumerate(model.stages):
+        for n, _ in stage.named_parameters():
+            block = int(n.split(".")[1]) if n.startswith("blocks.") else 0
+            ids[f"stages.{i}.{n}"] = first + block
+        first += len(stage.blocks)
+    ids.update({n: first for n, _ in model.named_parameters() if n not in ids})
+    return ids
 
 
 def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -124,7 +144,7 @@ def train(
     data = data or build_data(cfg, spec.img_size, seed)
     if data.num_classes != spec.num_classes:
         raise ValueError(f"the dataset has {data.num_classes} classes but the model predicts {spec.num_classes}")
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     ema = None
     if cfg.ema:
         from timm.utils import ModelEmaV3
@@ -158,7 +178,7 @@ def train(
         for i, (x, y) in enumerate(data.train(epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, warmup, cfg.lr, cfg.min_lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             if mixup is not None:
                 x, target = mixup(x, y)
