@@ -1,6 +1,6 @@
 """Pre-training cost of sparse against dense masked image modeling, at paper scale on the CPU.
 
-    python benchmarks/mim_speed.py [--batch-size 8] [--steps 3] [--threads N]
+    python benchmarks/mim_speed.py [--batch-size 16] [--steps 3] [--threads N]
 
 One pre-training step (forward + backward) at 224 px with 75% of the mask units masked, for:
   sparse MAE on HiViT-B (decoder 6 x 512, 16 px units)  vs  dense SimMIM on HiViT-B (linear head);
@@ -78,7 +78,7 @@ def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--child", choices=list(CONFIGS), help=argparse.SUPPRESS)
