@@ -106,10 +106,15 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import sys
 
     from .data.loaders import DataError, build_data
+    from .measure.throughput import MeasureError, resolve_setting
     from .progress import RunProgress
     from .runner import run_recipe
 
     profile = _profile(r, profile)
+    try:  # a measurement this machine cannot make stops the run before any work
+        resolve_setting(r.profiles[profile].measure)
+    except MeasureError as e:
+        _fail([f"error: {r.path}: profile '{profile}': {e}"])
     chosen = [s.strip() for s in steps.split(",")] if steps else None
     unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]
     if unknown:
@@ -131,6 +136,10 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to resume"],
               code=130)
     typer.echo(f"wrote {summary}")
+    if measure_only:  # ours beside the paper's, and each step over its chain's root measured alike
+        from .report.tables import build_table, to_markdown
+
+        typer.echo(to_markdown(build_table(summary)))
     if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
         from .analysis.attention_variance import StudyError, run_attention_variance
 

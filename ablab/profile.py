@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from .spec import ArchSpec, SpecError, check
 from .train.config import TrainConfig
@@ -27,12 +28,56 @@ class Scale:
     depth: float = 1.0
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass(frozen=True)
 class Measure:
-    batch_sizes: tuple[int, ...] = (1, 8)
+    """How throughput is measured: eval mode, no grad, `warmup` forwards, then timed for `min_time` seconds at
+    every batch size of the sweep; the best batch is reported. `amp: auto` is fp16 autocast on CUDA (the
+    papers' practice) and fp32 on the CPU; fp16 / bf16 autocast needs CUDA."""
+
+    batch_sizes: tuple[int, ...] = (1, 8)  # the sweep on the CPU, and on CUDA unless cuda_batch_sizes is given
+    cuda_batch_sizes: tuple[int, ...] = ()  # the sweep on CUDA, where batches that fill the GPU are fastest
     min_time: float = 1.0
-    device: str = "auto"
-    dtype: str = "auto"
+    warmup: int = 3  # untimed forwards per batch size (torch.compile compiles in the first, CUDA graphs record later)
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
+    amp: Literal["auto", "none", "fp16", "bf16"] = "auto"
+    channels_last: bool = False  # model and input in channels_last memory format
+    compile: Literal[COMPILE_MODES] = "none"  # torch.compile mode, or none
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every value out of range or in conflict, so recipes report them with their lines."""
+        out = []
+        for name in ("batch_sizes", "cuda_batch_sizes"):
+            sizes = getattr(self, name)
+            if any(b < 1 for b in sizes) or len(set(sizes)) != len(sizes):
+                out.append((name, f"distinct batch sizes of at least 1 are required, got {list(sizes)}"))
+        if not self.batch_sizes:
+            out.append(("batch_sizes", "at least one batch size is required"))
+        if self.min_time <= 0:
+            out.append(("min_time", f"must be positive, got {self.min_time}"))
+        if self.warmup < 1:
+            out.append(("warmup", f"at least 1 warm-up forward is required, got {self.warmup}"))
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            out.append(("device", f"auto, cpu, cuda or cuda:N is required, got '{self.device}'"))
+        if self.device == "cpu" and self.amp in ("fp16", "bf16"):
+            out.append(("amp", f"{self.amp} autocast is measured on CUDA only; the CPU measures fp32 "
+                               "(amp: auto is fp16 on CUDA and fp32 on the CPU)"))
+        return out
+
+
+def setting_label(device: str, dtype: str, compile: str = "none", channels_last: object = False) -> str:
+    """How a throughput figure was measured, in words, e.g. 'NVIDIA H100 80GB HBM3, fp16, channels_last'
+    ('' for an unmeasured step): figures with different labels come from different machines or settings."""
+    if not device:
+        return ""
+    parts = [device, dtype or "dtype not recorded"]
+    if compile and compile != "none":
+        parts.append(f"compiled ({compile})")
+    if str(channels_last) == "True":
+        parts.append("channels_last")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ import torch
 from .build import build
 from .io import read_json, write_json_atomic, write_text_atomic
 from .measure.flops import count_flops
+from .measure.machine import device_name, device_record, software_versions
 from .measure.params import count_params
 from .measure.peak import machine_peak
-from .measure.throughput import measure_throughput
+from .measure.throughput import Setting, measure_throughput, resolve_setting
 from .mim.engine import ENCODER_FILE, PretrainUnsupported, pretrain
-from .profile import Measure
+from .profile import setting_label
 from .train.config import TrainConfig
 from .train.engine import Diverged, train
 from .progress import RunProgress
@@ -37,27 +38,22 @@ from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
-    "device", "dtype", "peak_gmacs", "uncounted_ops",
+    "device", "dtype", "compile", "channels_last", "peak_gmacs", "uncounted_ops",
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
 ADDED_TRAIN_FIELDS = ("pretrain", "layer_decay")  # TrainConfig fields newer than the first recorded runs
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 
 
-MEASURE_SCHEMA = 2  # bumped when measure_step records something new, so older measurements are redone
+MEASURE_SCHEMA = 3  # bumped when the key or what measure_step records changes, so older measurements are redone
 
 
-def run_key(spec: ArchSpec, measure: Measure) -> str:
-    """Content hash of everything that determines a step's measurements."""
-    payload = json.dumps({"spec": canonical(spec).to_dict(), "measure": asdict(measure), "schema": MEASURE_SCHEMA},
-                         sort_keys=True)
+def run_key(spec: ArchSpec, setting: Setting, device: str) -> str:
+    """Content hash of everything that determines a step's measurements: the spec, the measurement as it runs here
+    (device, precision, sweep, timing, memory format, compilation) and the device's name (GPU model, CPU threads)."""
+    payload = json.dumps({"spec": canonical(spec).to_dict(), "measure": asdict(setting), "device": device,
+                          "schema": MEASURE_SCHEMA}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def resolve_device(measure: Measure) -> str:
-    if measure.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return measure.device
 
 
 def default_profile(recipe: Recipe) -> str:
@@ -68,14 +64,12 @@ def default_profile(recipe: Recipe) -> str:
     return others[0] if others else next(iter(recipe.profiles))
 
 
-def measure_step(spec: ArchSpec, measure: Measure) -> dict[str, Any]:
-    """Params, FLOPs and throughput of one spec."""
+def measure_step(spec: ArchSpec, setting: Setting) -> dict[str, Any]:
+    """Params, FLOPs and throughput of one spec, with how and where the throughput was measured."""
     torch.manual_seed(0)
     model = build(spec)
-    device = resolve_device(measure)
     flops = count_flops(model, spec.img_size, spec.in_chans)
-    tp = measure_throughput(model, spec.img_size, tuple(measure.batch_sizes), device,
-                            measure.dtype, measure.min_time, in_chans=spec.in_chans)
+    tp = measure_throughput(model, spec.img_size, setting, spec.in_chans)
     params = count_params(model)
     return {
         "params": params,
@@ -86,10 +80,16 @@ def measure_step(spec: ArchSpec, measure: Measure) -> dict[str, Any]:
         "uncounted_ops": flops.uncounted_ops,
         "throughput": round(tp.images_per_s, 2),
         "throughput_batch": tp.batch_size,
-        "throughput_per_batch": {str(k): round(v, 2) for k, v in tp.per_batch.items()},
+        "throughput_per_batch": {str(k): None if v is None else round(v, 2) for k, v in tp.per_batch.items()},
         "device": tp.device,
         "dtype": tp.dtype,
-        "peak_gmacs": round(machine_peak(device, tp.dtype), 2),
+        "compile": setting.compile,
+        "channels_last": setting.channels_last,
+        "warmup": setting.warmup,
+        "min_time": setting.min_time,
+        "peak_gmacs": round(machine_peak(setting.device, tp.dtype), 2),
+        "machine": device_record(setting.device),
+        "versions": software_versions(),
     }
 
 
@@ -148,29 +148,31 @@ def run_recipe(
 
 
 def _measure(recipe: Recipe, step: Step, profile: str, results: Path, force: bool, log: Callable[[str], None]) -> None:
-    prof = recipe.profiles[profile]
+    setting = resolve_setting(recipe.profiles[profile].measure)
     spec = recipe.spec(step.id, profile)
-    key = run_key(spec, prof.measure)
+    key = run_key(spec, setting, device_name(setting.device))
     out = step_dir(results, recipe, profile, step.id)
     metrics_path = out / "metrics.json"
     if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
         log(f"[{step.id}] {step.label}: measurements unchanged, skipped (--force re-measures)")
         return
     start = time.perf_counter()
-    measured = measure_step(spec, prof.measure)
+    measured = measure_step(spec, setting)
     metrics = {
         "key": key, "recipe": recipe.name, "profile": profile, "step": step.id, "label": step.label,
         "parent": step.parent or "", "transform": step.transform or "", "transform_params": step.params,
         **measured, **design_columns(spec), "paper": step.paper, "note": step.note,
-        "torch": torch.__version__, "seconds": round(time.perf_counter() - start, 2),
+        "seconds": round(time.perf_counter() - start, 2),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
+    how = setting_label(measured["device"], measured["dtype"], setting.compile, setting.channels_last)
+    paper = f", paper {step.paper['throughput']:g} im/s" if "throughput" in step.paper else ""
     log(f"[{step.id}] {step.label}: {measured['params_m']:.2f}M params, {measured['gflops']:.2f} GFLOPs, "
-        f"{measured['throughput']:.1f} im/s ({measured['device']}, {measured['dtype']}, "
-        f"batch {measured['throughput_batch']}); not counted: {uncounted or 'nothing'}")
+        f"{measured['throughput']:.1f} im/s ({how}, batch {measured['throughput_batch']}{paper}); "
+        f"not counted: {uncounted or 'nothing'}")
 
 
 def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, force: bool,

@@ -9,9 +9,10 @@ Multiply-adds, not 2x FLOPs, to match fvcore's (and the papers') FLOP convention
 from __future__ import annotations
 
 import functools
-import time
 
 import torch
+
+from .throughput import seconds_per_call
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -26,21 +27,14 @@ def _cached_peak(device: str, dtype: str, threads: int) -> float:
     return matmul_gmacs(device, dtype)
 
 
-def matmul_gmacs(device: str = "cpu", dtype: str = "fp32", size: int = 1024, min_time: float = 0.5) -> float:
-    """Best-of-3 rate of `size`^3 multiply-adds per square matmul, in GMAC/s."""
+def matmul_gmacs(device: str = "cpu", dtype: str = "fp32", size: int = 0, min_time: float = 0.5) -> float:
+    """Best-of-3 rate of `size`^3 multiply-adds per square matmul, in GMAC/s, timed between synchronisations.
+    `size` 0 picks 1024 on the CPU and 8192 on CUDA, where smaller matmuls leave the tensor cores idle."""
     dev = torch.device(device)
+    size = size or (8192 if dev.type == "cuda" else 1024)
     a = torch.randn(size, size, device=dev, dtype=_DTYPES[dtype])
     b = torch.randn(size, size, device=dev, dtype=_DTYPES[dtype])
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        a @ b  # warm-up
-        sync()
-        best = 0.0
-        for _ in range(3):
-            iters, start = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < min_time / 3 or iters == 0:
-                a @ b
-                sync()
-                iters += 1
-            best = max(best, iters * size**3 / elapsed / 1e9)
-    return best
+        seconds = min(seconds_per_call(lambda: a @ b, sync, 1 if i == 0 else 0, min_time / 3) for i in range(3))
+    return size**3 / seconds / 1e9

@@ -1,75 +1,135 @@
-"""Inference throughput in images/s: eval, no grad, warm-up, a small batch-size sweep, best batch reported.
+"""Inference throughput in images/s: eval, no grad, warm-up, a batch-size sweep, the best batch reported.
 
-fp32 on the CPU; fp16 or bf16 autocast on CUDA, synchronised around the timed loop.
+fp32 on the CPU; on CUDA fp16 or bf16 autocast as the papers measured, with the clock read only after
+`torch.cuda.synchronize`, so that it sees the GPU's work rather than the launch queue. Optionally the model and
+its input in channels_last memory format, and the model compiled with torch.compile.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 from torch import nn
+
+from ..profile import Measure
+from .machine import device_name
+
+AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class MeasureError(Exception):
+    """A measurement this machine cannot make as asked (fp16 autocast without CUDA, out of memory at every batch)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A throughput measurement as it runs on this machine: a profile's Measure with `auto` resolved."""
+
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    dtype: str = "fp32"  # fp32, or the fp16 / bf16 autocast on CUDA
+    batch_sizes: tuple[int, ...] = (1, 8)
+    min_time: float = 1.0
+    warmup: int = 3
+    channels_last: bool = False
+    compile: str = "none"
 
 
 @dataclass(frozen=True)
 class Throughput:
     images_per_s: float
     batch_size: int
-    device: str
+    device: str  # readable name: the GPU's product name, or 'cpu (N threads)'
     dtype: str
-    per_batch: dict[int, float]
+    per_batch: dict[int, Optional[float]]  # images/s per batch size; None where it ran out of memory
+    setting: Setting
 
 
-def device_name(device: torch.device) -> str:
-    """A readable device name: the GPU's product name, or 'cpu (N threads)'."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+def resolve_setting(measure: Measure, cuda_available: Optional[bool] = None) -> Setting:
+    """The Measure as it runs here: device `auto` is CUDA when present, `amp: auto` fp16 on CUDA and fp32 on the
+    CPU, the CUDA sweep where one is given; MeasureError for what this machine cannot do."""
+    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    device = ("cuda" if cuda else "cpu") if measure.device == "auto" else measure.device
+    on_cuda = device.startswith("cuda")
+    if on_cuda and not cuda:
+        raise MeasureError(f"measure.device is {device}, but this machine has no CUDA device")
+    amp = ("fp16" if on_cuda else "none") if measure.amp == "auto" else measure.amp
+    if amp != "none" and not on_cuda:
+        raise MeasureError(f"measure.amp {amp} autocasts on CUDA only, and this machine measures on the CPU; "
+                           "amp: auto measures fp16 on CUDA and fp32 on the CPU")
+    sizes = measure.cuda_batch_sizes if on_cuda and measure.cuda_batch_sizes else measure.batch_sizes
+    return Setting(device, "fp32" if amp == "none" else amp, tuple(sizes), measure.min_time, measure.warmup,
+                   measure.channels_last, measure.compile)
 
 
-def _timed(model: nn.Module, x: torch.Tensor, min_time: float, min_iters: int, autocast: torch.dtype | None) -> float:
-    """Images/s of repeated forwards over at least `min_time` seconds and `min_iters` iterations."""
-    cuda = x.device.type == "cuda"
-    ctx = torch.autocast("cuda", dtype=autocast) if autocast is not None else torch.autocast("cpu", enabled=False)
-    with torch.inference_mode(), ctx:
-        model(x)  # warm-up
-        if cuda:
-            torch.cuda.synchronize()
-        iters, start = 0, time.perf_counter()
-        while True:
-            model(x)
-            iters += 1
-            if cuda:
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time and iters >= min_iters:
-                return iters * x.shape[0] / elapsed
+def seconds_per_call(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float) -> float:
+    """Mean seconds per call of `fn` after `warmup` calls: calls run back to back between two synchronisations,
+    more of them each round (the shorter rounds warm up further) until one round lasts `min_time`."""
+    for _ in range(warmup):
+        fn()
+    calls = 1
+    while True:
+        sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / calls
+        calls = max(2 * calls, math.ceil(1.2 * calls * min_time / max(elapsed, 1e-6)))
 
 
-def measure_throughput(
-    model: nn.Module,
-    img_size: int,
-    batch_sizes: tuple[int, ...] = (1, 8, 32),
-    device: str | torch.device = "cpu",
-    dtype: str = "auto",
-    min_time: float = 1.0,
-    min_iters: int = 2,
-    in_chans: int = 3,
-) -> Throughput:
-    """Best images/s over `batch_sizes`. dtype 'auto' is fp32 on CPU and fp16 autocast on CUDA."""
-    device = torch.device(device)
-    if dtype == "auto":
-        dtype = "fp16" if device.type == "cuda" else "fp32"
-    autocast = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    if autocast is not None and device.type != "cuda":
-        raise ValueError(f"dtype {dtype} is measured on CUDA only; the CPU runs fp32")
+def best_of_sweep(batch_sizes: tuple[int, ...], rate: Callable[[int], float]) -> tuple[int, dict[int, Optional[float]]]:
+    """`rate(batch)` (images/s) for each batch size, smallest first, and the fastest batch. A batch that runs out
+    of memory is recorded as None and the larger ones are not tried; MeasureError if none fits."""
+    per_batch: dict[int, Optional[float]] = {}
+    for bs in sorted(batch_sizes):
+        if None in per_batch.values():
+            per_batch[bs] = None
+            continue
+        try:
+            per_batch[bs] = rate(bs)
+        except torch.OutOfMemoryError:
+            per_batch[bs] = None
+        if per_batch[bs] is None and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # outside the handler, once its traceback no longer holds the batch
+    fitted = {bs: r for bs, r in per_batch.items() if r is not None}
+    if not fitted:
+        raise MeasureError(f"out of memory at every batch size of the sweep {sorted(batch_sizes)}")
+    return max(fitted, key=fitted.__getitem__), per_batch
+
+
+def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setting(), in_chans: int = 3) -> Throughput:
+    """Best images/s of `model` over the setting's batch sizes; the model is left on the setting's device (and in
+    channels_last when asked). With `compile`, torch.compiler.reset() clears the process's compiled graphs first."""
+    device = torch.device(setting.device)
+    cuda = device.type == "cuda"
+    if setting.dtype in AUTOCAST and not cuda:
+        raise MeasureError(f"{setting.dtype} autocast is measured on CUDA only; the CPU measures fp32")
+    if setting.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        raise MeasureError(f"{device_name(device)} does not support bf16; measure fp16 instead")
+    memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     was_training = model.training
-    model.eval().to(device)
-    per_batch = {}
-    for bs in batch_sizes:
-        x = torch.randn(bs, in_chans, img_size, img_size, device=device)
-        per_batch[bs] = _timed(model, x, min_time, min_iters, autocast)
-    model.train(was_training)
-    best = max(per_batch, key=per_batch.get)
-    return Throughput(per_batch[best], best, device_name(device), dtype, per_batch)
+    model.eval().to(device, memory_format=memory_format)
+    sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+
+    def rate(bs: int) -> float:
+        forward = model
+        if setting.compile != "none":  # a fresh static graph per batch size: no recompile limit, no dynamic shapes
+            torch.compiler.reset()
+            forward = torch.compile(model, mode=setting.compile, dynamic=False)
+        x = torch.randn(bs, in_chans, img_size, img_size, device=device).contiguous(memory_format=memory_format)
+        autocast = torch.autocast("cuda", dtype=AUTOCAST[setting.dtype]) if setting.dtype in AUTOCAST else nullcontext()
+        with torch.inference_mode(), autocast:
+            return bs / seconds_per_call(lambda: forward(x), sync, setting.warmup, setting.min_time)
+
+    try:
+        best, per_batch = best_of_sweep(setting.batch_sizes, rate)
+    finally:
+        model.train(was_training)
+    return Throughput(per_batch[best], best, device_name(device), setting.dtype, per_batch, setting)

@@ -3,12 +3,17 @@
 Conventions: `gflops` is fvcore's count (1 multiply-add = 1 FLOP, i.e. GMACs per image), `throughput` is
 measured images/s at inference and `peak_gmacs` the same machine's dense matmul rate (GMAC/s), so
 gflops x throughput / peak_gmacs is the share of the hardware a model actually uses.
-Each figure is written beside its summary.csv as PNG and PDF, atomically.
+Each figure is written beside its summary.csv as PNG and PDF, atomically. Throughput measured in different settings
+(device, precision, compilation, memory format) never shares an axis: such a summary gets one accuracy and one
+efficiency figure per setting (`efficiency_<setting>.png`, each with its own machine's peak), and the overview one
+figure per profile and setting.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -29,11 +34,12 @@ from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from ..io import write_figure_atomic
+from .tables import measurement_settings
 
 DPI = 150
 FORMATS = ("png", "pdf")
 NUMERIC = ("params_m", "gflops", "throughput", "top1", "top1_std", "d_top1", "peak_gmacs")
-TEXT = ("step", "label", "parent", "device", "dtype", "status")
+TEXT = ("step", "label", "parent", "device", "dtype", "compile", "channels_last", "status")
 MAX_LABEL = 40  # characters of "id: label" before it is cut with "…"
 MAX_AREA = 500.0  # marker area (pt²) of the largest model; area is proportional to GFLOPs
 MIN_AREA = 6.0  # floor so that a model ~100x smaller than the largest still shows
@@ -51,8 +57,12 @@ class Summary:
     @property
     def hardware(self) -> str:
         """Where throughput was measured, e.g. 'cpu (2 threads), fp32' (several joined by '; ')."""
-        pairs = sorted({f"{d}, {t}" for d, t in zip(self.rows["device"], self.rows["dtype"]) if d})
-        return "; ".join(pairs) or "device not recorded"
+        return "; ".join(self.settings) or "device not recorded"
+
+    @property
+    def settings(self) -> list[str]:
+        """The measurement settings of the rows that were measured, in recipe order."""
+        return list(dict.fromkeys(s for s in self.rows["setting"] if s))
 
     @property
     def colors(self) -> dict[str, str]:
@@ -82,7 +92,23 @@ def read_summary(path: Path) -> Summary:
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     df["root"] = _roots(df)
+    df["root_label"] = df["root"].map(dict(zip(df["step"], df["label"])))  # kept when rows are split by setting
+    df["setting"] = measurement_settings(df)
     return Summary(path.parent.parent.name, path.parent.name, df)
+
+
+def by_setting(s: Summary) -> list[tuple[str, Summary]]:
+    """(file-name suffix, the rows measured in one setting) per measurement setting; ('', s) when there is at most
+    one, so that a summary measured alike keeps its plain file names."""
+    if len(s.settings) <= 1:
+        return [("", s)]
+    return [(f"_{_slug(kind)}", Summary(s.recipe, s.profile, s.rows[s.rows["setting"] == kind]))
+            for kind in s.settings]
+
+
+def _slug(text: str) -> str:
+    """'NVIDIA H100 80GB HBM3, fp16' -> 'nvidia-h100-80gb-hbm3-fp16': a setting as part of a file name."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _roots(df: pd.DataFrame) -> list[str]:
@@ -107,32 +133,38 @@ def hardware_efficiency(gflops: float, throughput: float, peak_gmacs: float) -> 
 
 
 def write_figures(summary: Path) -> list[Path]:
-    """Draw every figure this summary supports beside it (PNG and PDF); return the written paths."""
+    """Draw every figure this summary supports beside it (PNG and PDF); return the written paths. The waterfall
+    shows every step (ratios only between steps measured alike); the throughput axes get a figure per setting."""
     s = read_summary(summary)
     written: list[Path] = []
-    drawers: list[tuple[str, Callable[[Summary], Optional[Figure]]]] = [
-        ("accuracy_vs_throughput", accuracy_figure),
-        ("waterfall", waterfall_figure),
-        ("efficiency", efficiency_figure),
+    drawers: list[tuple[str, Summary, Callable[[Summary], Optional[Figure]]]] = [
+        ("waterfall", s, waterfall_figure),
+        *[(f"{name}{suffix}", part, draw) for suffix, part in by_setting(s)
+          for name, draw in (("accuracy_vs_throughput", accuracy_figure), ("efficiency", efficiency_figure))],
     ]
-    for name, draw in drawers:
-        fig = draw(s)
+    for name, part, draw in drawers:
+        fig = draw(part)
         if fig is not None:
             written += _save(fig, summary.parent / name)
     return written
 
 
 def write_overview_figure(summaries: list[Path], out_dir: Path) -> list[Path]:
-    """One accuracy-vs-throughput figure per profile with every recipe's steps: out_dir/overview_<profile>.png/pdf."""
-    by_profile: dict[str, list[Summary]] = {}
+    """One accuracy-vs-throughput figure per profile and measurement setting with every recipe's steps measured
+    that way: out_dir/overview_<profile>.png/pdf, or overview_<profile>_<setting> where a profile has several."""
+    groups: dict[tuple[str, str], list[Summary]] = {}
     for path in summaries:
         s = read_summary(path)
-        by_profile.setdefault(s.profile, []).append(s)
+        for kind in s.settings:
+            part = Summary(s.recipe, s.profile, s.rows[s.rows["setting"] == kind])
+            groups.setdefault((s.profile, kind), []).append(part)
+    several = Counter(profile for profile, _ in groups)
     written: list[Path] = []
-    for profile, group in sorted(by_profile.items()):
+    for (profile, kind), group in sorted(groups.items()):
         fig = overview_figure(profile, group)
         if fig is not None:
-            written += _save(fig, out_dir / f"overview_{profile}")
+            suffix = f"_{_slug(kind)}" if several[profile] > 1 else ""
+            written += _save(fig, out_dir / f"overview_{profile}{suffix}")
     return written
 
 
@@ -159,7 +191,8 @@ def accuracy_figure(s: Summary) -> Optional[Figure]:
     per_gflop = _area_scale(rows["gflops"])
     colors = [s.colors[r] for r in rows["root"]]
     labels, arrows = _plot_accuracy(ax, rows, colors, per_gflop)
-    chains = [(c, f"chain from {_short(r + ': ' + _label_of(s.rows, r), 34)}") for r, c in s.colors.items()
+    root_label = dict(zip(s.rows["root"], s.rows["root_label"]))
+    chains = [(c, f"chain from {_short(r + ': ' + root_label[r], 34)}") for r, c in s.colors.items()
               if r in set(rows["root"])]
     _accuracy_axes(ax, rows, s.hardware, per_gflop, chains, "chain")
     ax.set_title(f"{s.recipe} / {s.profile}: top-1 accuracy vs measured throughput")
@@ -261,11 +294,6 @@ def _reference_gflops(gflops: pd.Series) -> list[float]:
     return sorted({float(f"{v:.1g}") for v in (lo, math.sqrt(lo * hi), hi)})
 
 
-def _label_of(rows: pd.DataFrame, step: str) -> str:
-    """The label of `step` in `rows`."""
-    return str(rows.loc[rows["step"] == step, "label"].iloc[0])
-
-
 # ---------------------------------------------------------------- waterfall (roadmap)
 
 
@@ -331,11 +359,13 @@ def _top1_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> list[tuple[f
 def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> list[tuple[float, list[Text]]]:
     """Throughput as a multiple of the chain root's, with the multiple and images/s written after each bar."""
     speed = dict(zip(rows["step"], rows["throughput"]))
-    ratio = rows["throughput"] / rows["root"].map(speed)
+    alike = rows["setting"] == rows["root"].map(dict(zip(rows["step"], rows["setting"])))
+    ratio = (rows["throughput"] / rows["root"].map(speed)).where(alike)
     anchored = []
     for i, row in rows.iterrows():
         if not ratio[i] > 0:
-            anchored.append((0.0, [_note(ax, "throughput not measured", (0.0, i))]))
+            why = "measured unlike its chain's root" if row["throughput"] > 0 else "throughput not measured"
+            anchored.append((0.0, [_note(ax, why, (0.0, i))]))
             continue
         ax.barh(i, ratio[i], height=0.62, color=colors[i], alpha=0.8)
         text = ax.annotate(f"{ratio[i]:.2f}×  ({_rate(row['throughput'])} im/s)", (ratio[i], i),

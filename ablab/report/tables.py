@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
 from ..io import write_text_atomic
+from ..profile import setting_label
 from ..spec import DESIGN_COLUMNS
 
 # (our column, paper column, header, digits)
@@ -33,22 +36,28 @@ def find_summaries(root: Path) -> list[Path]:
 
 
 def build_table(summary: Path) -> Table:
-    """One row per step: the design columns that change along the recipe, then ours | paper | difference."""
+    """One row per step: the design columns that change along the recipe, then ours | paper | difference;
+    throughput in one column per measurement setting (device, precision), so no column mixes machines."""
     df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
     recipe, profile = summary.parent.parent.name, summary.parent.name
+    setting = measurement_settings(df)
     out = pd.DataFrame({"step": df["step"], "model": df["label"]})
     for col in DESIGN_COLUMNS:
         if col in df and _varies(df[col]):
             out[col] = df[col]
     for ours, paper, header, digits in COMPARED:
         value = pd.to_numeric(df[ours], errors="coerce")
-        out[header] = value.round(digits)
+        columns = _per_setting(value, setting, header) if ours == "throughput" else {header: value}
+        for name, column in columns.items():
+            out[name] = column.round(digits)
         if paper in df and (profile == "paper" or ours == "throughput"):  # a shrunk profile has other sizes
             ref = pd.to_numeric(df[paper], errors="coerce")
             out[f"paper {header}"] = ref
             if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[f"diff {header}"] = (value - ref).round(digits + 1)
-    out["x root"] = _ratio_to_root(df).round(2)
+    out["x root"] = _ratio_to_root(df, pd.to_numeric(df["throughput"], errors="coerce"), setting).round(2)
+    if "paper_throughput" in df:  # the paper's own speed-up over the root, on the paper's hardware
+        out["paper x root"] = _ratio_to_root(df, pd.to_numeric(df["paper_throughput"], errors="coerce")).round(2)
     if "top1" in df and df["top1"].astype(str).str.len().gt(0).any():
         out = _with_training(out, df)
     for paper, header in PAPER_ONLY:
@@ -57,9 +66,11 @@ def build_table(summary: Path) -> Table:
     status = df["status"].astype(str) if "status" in df else pd.Series("measured", index=df.index)
     if not status.isin(["done", "measured"]).all():  # missing, unfinished or failed work is named, never hidden
         out["status"] = status
-    devices = ", ".join(sorted({f"{d} {t}" for d, t in zip(df["device"], df["dtype"]) if d}))
+    devices = "; ".join(dict.fromkeys(s for s in setting if s)) or "nothing measured"
     caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
-               f"Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step.")
+               "Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step "
+               "measured alike (blank where the root was measured on another device or precision), 'paper x root' "
+               "the paper's.")
     return Table(f"{recipe} ({profile})", out, caption)
 
 
@@ -87,14 +98,21 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
         df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
         last = df.index[-1]
         root = _root_index(df, last)
+        setting = measurement_settings(df)
+        ratio = _ratio_to_root(df, pd.to_numeric(df["throughput"], errors="coerce"), setting)
         for i, role in ((root, "from"), (last, "to")):
             rows.append({"recipe": summary.parent.parent.name, "": role, "step": df.at[i, "step"],
-                         "model": df.at[i, "label"], **_overview_numbers(df, i), "x root": _ratio_to_root(df)[i]})
+                         "model": df.at[i, "label"], **_overview_numbers(df, i), "x root": ratio[i],
+                         "setting": setting[i]})
     frame = pd.DataFrame(rows)
+    at = frame.columns.get_loc("im/s")
+    for offset, (name, column) in enumerate(_per_setting(frame.pop("im/s"), frame.pop("setting"), "im/s").items()):
+        frame.insert(at + offset, name, column)
     frame["x root"] = pd.to_numeric(frame["x root"], errors="coerce").round(2)
     frame = frame.dropna(axis=1, how="all")
     caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; "
-               f"'x root' is the throughput ratio measured in the same run.")
+               "one im/s column per measurement setting (device, precision), never mixed; 'x root' is the "
+               "throughput ratio measured alike.")
     return Table(f"all recipes ({profile})", frame, caption)
 
 
@@ -127,10 +145,28 @@ def _varies(column: pd.Series) -> bool:
     return column.astype(str).nunique() > 1 and len(tokens) > 1
 
 
-def _ratio_to_root(df: pd.DataFrame) -> pd.Series:
-    """Each step's throughput as a multiple of its chain's root (the ancestor with no parent)."""
-    speed = pd.to_numeric(df["throughput"], errors="coerce")
-    return pd.Series([speed[i] / speed[_root_index(df, i)] for i in df.index], index=df.index)
+def _ratio_to_root(df: pd.DataFrame, speed: pd.Series, setting: Optional[pd.Series] = None) -> pd.Series:
+    """Each step's `speed` as a multiple of its chain's root's (the ancestor with no parent); NaN where the two were
+    measured in different settings, whose ratio would mix machines."""
+    roots = {i: _root_index(df, i) for i in df.index}
+    return pd.Series([speed[i] / speed[r] if setting is None or setting[i] == setting[r] else math.nan
+                      for i, r in roots.items()], index=df.index)
+
+
+def measurement_settings(df: pd.DataFrame) -> pd.Series:
+    """Each row's measurement setting in words (device, precision, compilation, memory format; '' if unmeasured)."""
+    text = {c: df[c].astype(str) if c in df else pd.Series("", index=df.index)
+            for c in ("device", "dtype", "compile", "channels_last")}
+    return pd.Series([setting_label(*values) for values in zip(*text.values())], index=df.index, dtype=str)
+
+
+def _per_setting(values: pd.Series, setting: pd.Series, header: str) -> dict[str, pd.Series]:
+    """`values` as one column per measurement setting, '<header> [<setting>]', each holding only the rows measured
+    that way; one plain `header` column when nothing was measured."""
+    kinds = list(dict.fromkeys(s for s in setting if s))
+    if not kinds:
+        return {header: values}
+    return {f"{header} [{kind}]": values.where(setting == kind) for kind in kinds}
 
 
 def to_markdown(table: Table) -> str:

@@ -1,0 +1,244 @@
+"""Throughput measurement as on a GPU, tested on the CPU: `measure:` options checked with file:line, the settings
+resolved per device, a key that changes with whatever changes the figure, the batch sweep, timing between
+synchronisations, channels_last and torch.compile, and the device and software recorded with every figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ablab import runner
+from ablab.build import build
+from ablab.cli import app
+from ablab.measure import machine
+from ablab.measure.throughput import (
+    MeasureError,
+    Setting,
+    best_of_sweep,
+    measure_throughput,
+    resolve_setting,
+    seconds_per_call,
+)
+from ablab.profile import Measure
+from ablab.recipe import RecipeError, load_recipe
+from ablab.runner import measure_step, run_key
+from .conftest import tiny_vit
+
+RECIPE = """
+name: tiny
+base:
+  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
+         stages: [{depth: 2, dim: 32, heads: 2}]}
+profiles:
+  small:
+    measure:
+      batch_sizes: [2]
+      min_time: 0.01
+steps:
+  - id: o
+    label: tiny ViT
+    paper: {throughput: 300}
+  - id: a
+    transform: deepen_narrow
+    params: {depth: 4, dim: 16, heads: 2}
+    paper: {throughput: 450}
+"""
+FAST = Setting(batch_sizes=(2,), min_time=0.01, warmup=1)
+
+
+def errors_of(write_recipe, measure_lines: str) -> tuple[str, list[str]]:
+    """Load RECIPE with its measure block's body replaced; return the path and the errors."""
+    path = write_recipe(RECIPE.replace("      batch_sizes: [2]\n      min_time: 0.01\n", measure_lines))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    return str(path), info.value.errors
+
+
+def test_measure_option_types_are_checked_with_file_and_line(write_recipe):
+    path, errors = errors_of(write_recipe, "      amp: fp8\n      compile: fast\n      channels_last: maybe\n")
+    assert errors == [
+        f"{path}:8: profiles.small.measure.amp: 'fp8' is not allowed; allowed: auto, none, fp16, bf16",
+        f"{path}:9: profiles.small.measure.compile: 'fast' is not allowed; allowed: none, default, reduce-overhead, "
+        "max-autotune, max-autotune-no-cudagraphs",
+        f"{path}:10: profiles.small.measure.channels_last: expected true/false, got 'maybe'",
+    ]
+
+
+def test_measure_option_ranges_are_checked_with_file_and_line(write_recipe):
+    path, errors = errors_of(write_recipe, "      batch_sizes: [0, 8, 8]\n      cuda_batch_sizes: [64, 64]\n"
+                                           "      min_time: 0\n      warmup: 0\n      device: gpu\n")
+    assert [e.split(": ")[0] + ": " + e.split(": ")[1] for e in errors] == [
+        f"{path}:8: profiles.small.measure.batch_sizes", f"{path}:9: profiles.small.measure.cuda_batch_sizes",
+        f"{path}:10: profiles.small.measure.min_time", f"{path}:11: profiles.small.measure.warmup",
+        f"{path}:12: profiles.small.measure.device"]
+    assert "got [0, 8, 8]" in errors[0] and "auto, cpu, cuda or cuda:N" in errors[4]
+
+
+def test_autocast_on_an_explicit_cpu_is_a_recipe_error(write_recipe):
+    path, errors = errors_of(write_recipe, "      device: cpu\n      amp: fp16\n")
+    assert errors == [f"{path}:9: profiles.small.measure.amp: fp16 autocast is measured on CUDA only; the CPU measures "
+                      "fp32 (amp: auto is fp16 on CUDA and fp32 on the CPU)"]
+
+
+def test_settings_resolve_per_device():
+    measure = Measure(batch_sizes=(1, 8), cuda_batch_sizes=(64, 128))
+    assert resolve_setting(measure, cuda_available=False) == Setting("cpu", "fp32", (1, 8), 1.0, 3, False, "none")
+    gpu = resolve_setting(measure, cuda_available=True)
+    assert (gpu.device, gpu.dtype, gpu.batch_sizes) == ("cuda", "fp16", (64, 128))
+    assert resolve_setting(Measure(amp="bf16", device="cuda:1"), cuda_available=True).dtype == "bf16"
+    assert resolve_setting(Measure(amp="none"), cuda_available=True).dtype == "fp32"
+    assert resolve_setting(Measure(batch_sizes=(4,)), cuda_available=True).batch_sizes == (4,)  # no CUDA sweep
+    pinned = resolve_setting(dataclasses.replace(measure, device="cpu"), cuda_available=True)
+    assert (pinned.device, pinned.dtype, pinned.batch_sizes) == ("cpu", "fp32", (1, 8))
+    with pytest.raises(MeasureError, match="fp16 autocasts on CUDA only.*amp: auto"):
+        resolve_setting(Measure(amp="fp16"), cuda_available=False)
+    with pytest.raises(MeasureError, match="no CUDA device"):
+        resolve_setting(Measure(device="cuda"), cuda_available=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal on a machine without CUDA")
+def test_autocast_without_cuda_stops_the_run_before_any_work(write_recipe, tmp_path):
+    path = write_recipe(RECIPE.replace("      min_time: 0.01\n", "      min_time: 0.01\n      amp: bf16\n"))
+    result = CliRunner().invoke(app, ["run", str(path), "--measure-only", "--results", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "profile 'small': measure.amp bf16 autocasts on CUDA only" in result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_key_changes_with_everything_that_changes_the_figure(monkeypatch):
+    spec = tiny_vit()
+    gpu = resolve_setting(Measure(batch_sizes=(1, 8), cuda_batch_sizes=(64, 128)), cuda_available=True)
+    key = run_key(spec, gpu, "NVIDIA H100 80GB HBM3")
+    changed = [dataclasses.replace(gpu, **change) for change in (
+        {"dtype": "bf16"}, {"dtype": "fp32"}, {"compile": "max-autotune"}, {"channels_last": True},
+        {"batch_sizes": (64, 256)}, {"min_time": 2.0}, {"warmup": 10}, {"device": "cpu"})]
+    keys = {run_key(spec, s, "NVIDIA H100 80GB HBM3") for s in changed}
+    keys |= {run_key(spec, gpu, "NVIDIA A100-SXM4-40GB"),
+             run_key(tiny_vit(num_classes=100), gpu, "NVIDIA H100 80GB HBM3")}
+    assert key not in keys and len(keys) == len(changed) + 2
+    other_cpu_sweep = resolve_setting(Measure(batch_sizes=(2,), cuda_batch_sizes=(64, 128)), cuda_available=True)
+    assert run_key(spec, other_cpu_sweep, "NVIDIA H100 80GB HBM3") == key  # the CPU sweep does not run on CUDA
+    auto, fp32 = (resolve_setting(Measure(amp=a), cuda_available=False) for a in ("auto", "none"))
+    assert run_key(spec, auto, "cpu (2 threads)") == run_key(spec, fp32, "cpu (2 threads)")
+    assert run_key(spec, auto, "cpu (2 threads)") != run_key(spec, auto, "cpu (4 threads)")
+    monkeypatch.setattr(runner, "MEASURE_SCHEMA", runner.MEASURE_SCHEMA + 1)
+    assert run_key(spec, gpu, "NVIDIA H100 80GB HBM3") != key
+
+
+def test_sweep_reports_the_fastest_batch():
+    rates = {1: 10.0, 8: 50.0, 32: 40.0}
+    best, per_batch = best_of_sweep((32, 1, 8), rates.__getitem__)
+    assert best == 8 and per_batch == rates and list(per_batch) == [1, 8, 32]
+
+
+def test_sweep_stops_at_the_first_batch_out_of_memory():
+    tried = []
+
+    def rate(bs: int) -> float:
+        tried.append(bs)
+        if bs >= 32:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return float(bs)
+
+    best, per_batch = best_of_sweep((64, 8, 32, 1), rate)
+    assert best == 8 and per_batch == {1: 1.0, 8: 8.0, 32: None, 64: None} and tried == [1, 8, 32]
+    with pytest.raises(MeasureError, match="out of memory at every batch size"):
+        best_of_sweep((32, 64), rate)
+
+
+def test_timed_rounds_lie_between_synchronisations():
+    events: list[str] = []
+
+    def call() -> None:
+        events.append("call")
+        time.sleep(0.002)
+
+    seconds = seconds_per_call(call, lambda: events.append("sync"), warmup=2, min_time=0.005)
+    assert events[:3] == ["call", "call", "sync"] and events[-1] == "sync"
+    rounds = "".join("c" if e == "call" else "s" for e in events[2:])
+    assert re.fullmatch(r"(sc+s)+", rounds), rounds  # every timed call sits between two synchronisations
+    last = rounds[rounds.rstrip("s").rfind("s") + 1:].count("c")  # calls of the last (timed) round
+    assert seconds >= 0.002 and last * seconds >= 0.005
+
+
+def test_channels_last_reaches_the_model_and_its_input():
+    model = build(tiny_vit())
+    seen = []
+    model.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    tp = measure_throughput(model, 32, dataclasses.replace(FAST, batch_sizes=(2, 4), channels_last=True))
+    assert seen and all(seen) and model.training  # train mode restored
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert set(tp.per_batch) == {2, 4} and tp.images_per_s == tp.per_batch[tp.batch_size] > 0
+    assert tp.device.startswith("cpu (") and tp.dtype == "fp32" and tp.setting.channels_last
+
+
+def test_autocast_setting_on_the_cpu_is_refused():
+    with pytest.raises(MeasureError, match="CUDA only"):
+        measure_throughput(build(tiny_vit()), 32, dataclasses.replace(FAST, dtype="fp16"))
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++")),
+                    reason="torch.compile (inductor) on the CPU needs a C++ compiler, and none is on PATH")
+def test_compile_runs_the_model_through_torch_compile(monkeypatch):
+    calls = []
+    real = torch.compile
+
+    def spy(model, **kwargs):
+        calls.append(kwargs)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    tp = measure_throughput(build(tiny_vit()), 32, dataclasses.replace(FAST, compile="default"))
+    assert calls == [{"mode": "default", "dynamic": False}] and tp.images_per_s > 0
+
+
+def test_device_and_versions_recorded_on_the_cpu():
+    record = machine.device_record("cpu")
+    assert record["device_kind"] == "cpu" and record["device"] == f"cpu ({torch.get_num_threads()} threads)"
+    assert record["processor"]
+    versions = machine.software_versions()
+    assert versions["torch"] == torch.__version__ and versions["timm"] and versions["fvcore"] and versions["python"]
+
+
+def test_device_record_of_a_gpu(monkeypatch):
+    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    monkeypatch.setattr(machine, "nvidia_driver", lambda index=0: "550.54.15")
+    assert machine.device_record("cuda:0") == {
+        "device_kind": "cuda", "device": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_gib": 80.0,
+        "driver": "550.54.15", "cuda": "12.4", "cudnn": 90100}
+
+
+def test_driver_is_none_without_nvidia_smi(monkeypatch):
+    monkeypatch.setattr(machine.shutil, "which", lambda name: None)
+    assert machine.nvidia_driver() is None
+
+
+def test_measure_step_records_setting_device_and_versions():
+    m = measure_step(tiny_vit(), dataclasses.replace(FAST, channels_last=True))
+    assert (m["dtype"], m["compile"], m["channels_last"], m["warmup"], m["min_time"]) == ("fp32", "none", True, 1, 0.01)
+    assert m["device"] == m["machine"]["device"] and m["machine"]["device_kind"] == "cpu"
+    assert m["versions"]["torch"] == torch.__version__ and m["peak_gmacs"] > 0
+    assert list(m["throughput_per_batch"]) == ["2"] and m["throughput_batch"] == 2
+
+
+def test_measure_only_run_prints_ours_beside_the_paper(write_recipe, tmp_path):
+    result = CliRunner().invoke(app, ["run", str(write_recipe(RECIPE)), "--measure-only", "--results",
+                                      str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    assert "fp32, batch 2, paper 300 im/s)" in result.output and "paper 450 im/s" in result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("| step"))
+    assert re.search(r"im/s \[cpu \(\d+ threads\), fp32\] \|\s+paper im/s \|\s+x root \|\s+paper x root", header)
+    row = next(line for line in result.output.splitlines() if line.startswith("| a "))
+    assert row.rstrip(" |").endswith("1.5")  # the paper's a over o: 450 / 300
