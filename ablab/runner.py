@@ -33,6 +33,7 @@ from .train.config import TrainConfig
 from .train.engine import Diverged, train
 from .progress import RunProgress
 from .recipe import Recipe, Step
+from .runstate import describe, epoch_progress, run_state
 from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
@@ -125,16 +126,19 @@ def run_recipe(
     seeds: tuple[int, ...] = (0,),
     data_root: Optional[str] = None,
     progress: Optional[RunProgress] = None,
+    measure: bool = True,
 ) -> Path:
     """Measure (and unless `measure_only`, train and evaluate with every seed) each selected step;
-    returns the path of the summary CSV."""
+    returns the path of the summary CSV. A job that trains one seed of a step already measured by another
+    job passes `measure=False`, so two jobs never measure the same step at once."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
     progress = progress or RunProgress()
     progress.start(len(chosen) * (1 if measure_only else len(seeds)))
     try:
         for step in chosen:
-            _measure(recipe, step, profile, results, force, log)
-            write_summary(recipe, profile, results)
+            if measure:
+                _measure(recipe, step, profile, results, force, log)
+                write_summary(recipe, profile, results)
             if not measure_only:
                 for seed in seeds:
                     _train(recipe, step, profile, results, seed, force, data_root, log, progress)
@@ -189,6 +193,8 @@ def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, f
     if force or not run_file.is_file() or read_json(run_file).get("key") != key:
         for stale in ("checkpoint.pt", "log.csv", "metrics.json"):  # settings changed: start over
             (run_dir / stale).unlink(missing_ok=True)
+    elif (run_dir / "checkpoint.pt").is_file():
+        log(f"[{step.id}] seed {seed}: resuming from its checkpoint after {epoch_progress(run_dir)}")
     write_json_atomic(run_file, {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
                                  "train": asdict(cfg)})
     base = {"key": key, "step": step.id, "label": step.label, "seed": seed, "profile": profile}
@@ -267,12 +273,12 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
 
 def _seed_summary(step_path: Path) -> dict[str, Any]:
     """top1 mean/std, top5 mean, train hours and status over the seed runs found in a step directory;
-    a run that started but wrote no final metrics is reported as incomplete, never averaged in."""
-    started = sorted(p.parent for p in step_path.glob("seed*/run.json"))
+    a run that is not done (pending, running, stopped or failed) is named in the status, never averaged in."""
+    states = {d: run_state(d) for d in sorted(step_path.glob("seed*"))}
+    started = [d for d, s in states.items() if s.state != "not started"]
     if not started:
         return {"status": "measured"}
-    runs = {d: read_json(d / "metrics.json") for d in started if (d / "metrics.json").is_file()}
-    done = [r for r in runs.values() if r.get("status") == "done"]
+    done = [read_json(d / "metrics.json") for d in started if states[d].state == "done"]
     out: dict[str, Any] = {"seeds": " ".join(d.name.removeprefix("seed") for d in started)}
     if done:
         top1 = [r["top1"] for r in done]
@@ -280,9 +286,7 @@ def _seed_summary(step_path: Path) -> dict[str, Any]:
                    else 0.0, top5=round(statistics.fmean(r["top5"] for r in done), 3),
                    train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
         out.update(_pretrain_summary(done))
-    problems = [f"failed (seed {r['seed']}): {r['reason']}" for r in runs.values() if r.get("status") == "failed"]
-    problems += [_incomplete(d) for d in started if d not in runs]
-    out["status"] = "; ".join(problems) or "done"
+    out["status"] = "; ".join(describe(d, states[d]) for d in started if states[d].state != "done") or "done"
     return out
 
 
@@ -295,17 +299,3 @@ def _pretrain_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pretrain": " ".join(sorted({r["pretrain_method"] for r in runs})),
             "pretrain_hours": mean("pretrain_hours", 5), "pretrain_epoch_seconds": mean("pretrain_epoch_seconds", 2),
             "pretrain_peak_mb": mean("pretrain_peak_mb", 1)}
-
-
-def _incomplete(run_dir: Path) -> str:
-    """'incomplete (seed k: epoch e/E)' for a run that has not written its final metrics (running or stopped);
-    'pre-training epoch e/E' while its pre-training is unfinished."""
-    pre = run_dir / "pretrain"
-    if (pre / "run.json").is_file() and not (pre / "metrics.json").is_file():
-        stage, log_path = "pre-training epoch", pre / "pretrain_log.csv"
-        epochs = read_json(pre / "run.json")["pretrain"]["epochs"]
-    else:
-        stage, log_path = "epoch", run_dir / "log.csv"
-        epochs = read_json(run_dir / "run.json")["train"]["epochs"]
-    finished = max(0, len(log_path.read_text().splitlines()) - 1) if log_path.is_file() else 0
-    return f"incomplete ({run_dir.name.replace('seed', 'seed ')}: {stage} {finished}/{epochs})"
