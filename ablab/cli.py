@@ -92,6 +92,7 @@ def run(
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
     Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
+    Under torchrun every process trains each run (batch_size is the global batch); rank 0 writes and prints.
     """
     loaded = [_load(recipe) for recipe in recipes]  # every recipe is checked before any work starts
     if steps and len(loaded) > 1:
@@ -106,6 +107,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import sys
 
     from .data.loaders import DataError, build_data
+    from .dist import WorldSizeError, is_main, split_batch, world_size
     from .progress import RunProgress
     from .runner import run_recipe
 
@@ -120,9 +122,14 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
     if not measure_only:
         first = (chosen or [r.steps[0].id])[0]
-        try:  # fail on a missing or malformed dataset before any work
+        try:  # fail on a missing or malformed dataset, or a batch the processes cannot share, before any work
+            for step_id in chosen or [s.id for s in r.steps]:
+                cfg = r.train_config(step_id, profile, data_root)
+                split_batch(cfg.batch_size, world_size(), f"step {step_id}: batch_size")
+                if cfg.pretrain is not None:
+                    split_batch(cfg.pretrain.batch_size, world_size(), f"step {step_id}: pretrain batch_size")
             build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
-        except DataError as e:
+        except (DataError, WorldSizeError) as e:
             _fail([f"error: {r.path}: profile '{profile}': {e}"])
     try:
         summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
@@ -130,6 +137,8 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     except KeyboardInterrupt:
         _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to resume"],
               code=130)
+    if not is_main():  # the other processes of a torchrun run have trained; rank 0 reports and analyses
+        return
     typer.echo(f"wrote {summary}")
     if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
         from .analysis.attention_variance import StudyError, run_attention_variance
