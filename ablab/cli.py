@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 
 import typer
 
+from .cluster import ClusterConfig
 from .describe import describe, describe_diff
 from .recipe import Recipe, RecipeError, load_recipe
 from .transforms import TRANSFORMS
@@ -97,8 +98,8 @@ def run(
     partition: Optional[str] = typer.Option(None, help="SLURM partition.", rich_help_panel=CLUSTER),
     nodes: Optional[int] = typer.Option(None, help="Nodes per job (default 1).", rich_help_panel=CLUSTER),
     gpus_per_node: Optional[int] = typer.Option(None, help="GPUs per node (default 0).", rich_help_panel=CLUSTER),
-    tasks_per_node: Optional[int] = typer.Option(None, help="Processes per node; above 1 each is a DDP rank (default 1).",
-                                                 rich_help_panel=CLUSTER),
+    tasks_per_node: Optional[int] = typer.Option(None, help="Processes per node; above 1 each is a DDP rank "
+                                                 "(default 1).", rich_help_panel=CLUSTER),
     cpus_per_task: Optional[int] = typer.Option(None, help="CPUs per task.", rich_help_panel=CLUSTER),
     mem_gb: Optional[float] = typer.Option(None, help="Memory per node, GB.", rich_help_panel=CLUSTER),
     timeout_min: Optional[int] = typer.Option(None, help="Time limit per job in minutes; a job reaching it is "
@@ -112,6 +113,7 @@ def run(
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
     Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
+    Under torchrun every process trains each run (batch_size is the global batch); rank 0 writes and prints.
     """
     overrides = {k: v for k, v in dict(cluster=cluster, partition=partition, nodes=nodes, gpus_per_node=gpus_per_node,
                                        tasks_per_node=tasks_per_node, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
@@ -129,13 +131,15 @@ def run(
 
 
 def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
-             data_root: Optional[str], force: bool, results: Path, cluster: Optional[dict[str, Any]],
+             data_root: Optional[str], force: bool, results: Path, overrides: Optional[dict[str, Any]],
              wait: bool) -> None:
-    """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `cluster` (the command line's
-    cluster options) is given."""
+    """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `overrides` (the command line's
+    cluster options over the recipe's cluster: block) is given."""
+    import dataclasses
     import sys
 
     from .data.loaders import DataError, build_data
+    from .dist import WorldSizeError, is_main, split_batch, world_size
     from .progress import RunProgress
     from .runner import run_recipe
 
@@ -148,11 +152,20 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else r.profiles[profile].seeds or (0,)
     except ValueError:
         _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
+    cluster = dataclasses.replace(r.cluster, **overrides) if overrides is not None else None
+    if cluster is not None and cluster.problems():
+        _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
+    world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
     if not measure_only:
         first = (chosen or [r.steps[0].id])[0]
-        try:  # fail on a missing or malformed dataset before any work
+        try:  # fail on a missing or malformed dataset, or a batch the processes cannot share, before any work
+            for step_id in chosen or [s.id for s in r.steps]:
+                cfg = r.train_config(step_id, profile, data_root)
+                split_batch(cfg.batch_size, world, f"step {step_id}: batch_size")
+                if cfg.pretrain is not None:
+                    split_batch(cfg.pretrain.batch_size, world, f"step {step_id}: pretrain batch_size")
             build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
-        except DataError as e:
+        except (DataError, WorldSizeError) as e:
             _fail([f"error: {r.path}: profile '{profile}': {e}"])
     if cluster is not None:
         if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, results, cluster, wait):
@@ -165,6 +178,8 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         except KeyboardInterrupt:
             _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
                    "resume"], code=130)
+        if not is_main():  # the other processes of a torchrun run have trained; rank 0 reports and analyses
+            return
         typer.echo(f"wrote {summary}")
     if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
         from .analysis.attention_variance import StudyError, run_attention_variance
@@ -176,19 +191,13 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
 
 
 def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[int, ...], measure_only: bool,
-            data_root: Optional[str], force: bool, results: Path, overrides: dict[str, Any], wait: bool) -> bool:
-    """Submit the runs still to do as submitit jobs with the recipe's cluster settings under `overrides`; returns
-    whether every run has ended (nothing was submitted, or --wait waited for the jobs)."""
-    import dataclasses
-
+            data_root: Optional[str], force: bool, results: Path, cfg: ClusterConfig, wait: bool) -> bool:
+    """Submit the runs still to do as submitit jobs asking for `cfg`; returns whether every run has ended
+    (nothing was submitted, or --wait waited for the jobs)."""
     from .executors import plan, submit
     from .executors import wait as wait_for
     from .runner import write_summary
 
-    cfg = dataclasses.replace(r.cluster, **overrides)
-    problems = cfg.problems()
-    if problems:
-        _fail([f"error: cluster {name}: {message}" for name, message in problems])
     work = plan(r, profile, results, chosen, seeds, measure_only, force, data_root, typer.echo)
     if work:
         submission = submit(r, profile, results, work, cfg, force, typer.echo)

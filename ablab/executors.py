@@ -69,7 +69,7 @@ class RunJob(Checkpointable):
         try:
             run_recipe(self.recipe, self.profile, self.results, [self.step], force, log=_print,
                        measure_only=self.seed is None, seeds=(self.seed,) if self.seed is not None else (),
-                       data_root=self.data_root, progress=RunProgress(log=_print), measure=self.measure and lead)
+                       data_root=self.data_root, progress=RunProgress(log=_print), measure=self.measure)
         except KeyboardInterrupt:  # submitit's local executor cancels a job with SIGINT
             if lead:
                 record_job(self.run_dir, env.job_id, "failed", reason=f"cancelled after {epoch_progress(self.run_dir)}")

@@ -3,7 +3,6 @@ writes (same metrics for the same seed at world size 1), requeue on pre-emption 
 several tasks per job exporting the torch.distributed environment, and the recipe's cluster: block checked."""
 
 import csv
-import importlib.util
 import os
 import signal
 import time
@@ -98,8 +97,8 @@ def test_jobs_write_what_a_local_run_writes(write_recipe, tmp_path, job_env):
 
 def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(write_recipe, tmp_path, job_env):
     recipe, results = load_recipe(write_recipe(LONGER)), tmp_path / "results"
-    submission = submit(recipe, "small", results, plan(recipe, "small", results, ["o"], (0,), False, False, None, print),
-                        ClusterConfig(cluster="local"), False, print)
+    work = plan(recipe, "small", results, ["o"], (0,), False, False, None, print)
+    submission = submit(recipe, "small", results, work, ClusterConfig(cluster="local"), False, print)
     run = results / "tiny/small/o/seed0"
     deadline = time.time() + 120
     while not ((run / "log.csv").is_file() and len((run / "log.csv").read_text().splitlines()) >= 2):
@@ -132,8 +131,6 @@ def test_tasks_of_a_job_get_the_torch_distributed_environment(write_recipe, tmp_
     assert "[o] tiny ViT:" in logs[0].read_text() and "[o] tiny ViT:" not in logs[1].read_text()  # rank 0 measures
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ablab.dist") is None,
-                    reason="needs ablab.dist (init_distributed, rank-0-only writing, sharded data) from branch ddp")
 def test_two_tasks_per_node_train_one_run_under_gloo(write_recipe, tmp_path, job_env):
     recipe, results = write_recipe(TINY), tmp_path / "results"
     result = invoke("run", recipe, "--steps", "o", "--results", results, "--executor", "submitit", "--cluster",
@@ -143,9 +140,13 @@ def test_two_tasks_per_node_train_one_run_under_gloo(write_recipe, tmp_path, job
     assert invoke("run", recipe, "--steps", "o", "--results", here).exit_code == 0
     a, b = here / "tiny/small", results / "tiny/small"
     assert files(a) <= files(b)
-    assert read_json(b / "o/seed0/metrics.json")["status"] == "done"
+    metrics = read_json(b / "o/seed0/metrics.json")
+    assert metrics["status"] == "done" and metrics["world_size"] == 2 and metrics["batch_per_rank"] == 16
+    assert metrics["key"] == read_json(a / "o/seed0/metrics.json")["key"]  # the same run, at another world size
     assert read_json(b / "o/seed0/job.json")["state"] == "finished"
-    assert len(log_rows(b / "o/seed0/log.csv")) == 2
+    assert [row["epoch"] for row in log_rows(b / "o/seed0/log.csv")] == ["0", "1"]
+    logs = sorted((b / "submitit").glob("*/*_log.out"))
+    assert "epoch 1:" in logs[0].read_text() and "epoch 1:" not in logs[1].read_text()  # rank 0 alone logs
 
 
 CLUSTER = TINY + """\

@@ -13,7 +13,8 @@ from ablab.runstate import record_job, record_submission, run_state
 RECIPE = """
 name: fixture
 base:
-  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg, stages: [{depth: 2, dim: 32, heads: 2}]}
+  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
+         stages: [{depth: 2, dim: 32, heads: 2}]}
 profiles:
   small:
     train: {epochs: 2}
