@@ -93,6 +93,9 @@ def test_jobs_write_what_a_local_run_writes(write_recipe, tmp_path, job_env):
            [(r["step"], r["top1"], r["status"]) for r in summaries[1]]
     again = invoke("run", recipe, "--results", jobs, "--executor", "submitit", "--cluster", "local")
     assert "nothing to submit" in again.output and again.output.count("done earlier, skipped") == 2
+    (b / "summary.csv").unlink()  # say the last two jobs rewrote it at once and one of them saw the other unfinished
+    assert invoke("report", recipe, "--results", jobs).exit_code == 0  # with the recipe, report rebuilds it first
+    assert [r["status"] for r in csv.DictReader((b / "summary.csv").open())] == ["done", "done"]
 
 
 def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(write_recipe, tmp_path, job_env):
