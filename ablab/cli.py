@@ -1,12 +1,13 @@
-"""The `ablab` command line: transforms, validate, show, run, report, bench."""
+"""The `ablab` command line: transforms, validate, show, run, status, report, bench."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional
 
 import typer
 
+from .cluster import ClusterConfig
 from .describe import describe, describe_diff
 from .recipe import Recipe, RecipeError, load_recipe
 from .transforms import TRANSFORMS
@@ -14,6 +15,7 @@ from .transforms import TRANSFORMS
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 RESULTS = typer.Option(Path("results"), "--results", help="Results directory.")
+CLUSTER = "Cluster (--executor submitit; overrides the recipe's cluster: block)"
 
 
 def _fail(lines: list[str], code: int = 2) -> None:
@@ -87,32 +89,65 @@ def run(
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     results: Path = RESULTS,
+    executor: Literal["local", "submitit"] = typer.Option(
+        "local", help="local: every run in this process, one after the other; submitit: one job per (step, seed), "
+                      "sent as a job array to SLURM (or submitit's local executor), into the same results layout."),
+    cluster: Optional[Literal["slurm", "local"]] = typer.Option(
+        None, help="slurm, or local: submitit's local executor on this machine (default: the recipe's, else slurm).",
+        rich_help_panel=CLUSTER),
+    partition: Optional[str] = typer.Option(None, help="SLURM partition.", rich_help_panel=CLUSTER),
+    nodes: Optional[int] = typer.Option(None, help="Nodes per job (default 1).", rich_help_panel=CLUSTER),
+    gpus_per_node: Optional[int] = typer.Option(None, help="GPUs per node (default 0).", rich_help_panel=CLUSTER),
+    tasks_per_node: Optional[int] = typer.Option(None, help="Processes per node; above 1 each is a DDP rank "
+                                                 "(default 1).", rich_help_panel=CLUSTER),
+    cpus_per_task: Optional[int] = typer.Option(None, help="CPUs per task.", rich_help_panel=CLUSTER),
+    mem_gb: Optional[float] = typer.Option(None, help="Memory per node, GB.", rich_help_panel=CLUSTER),
+    timeout_min: Optional[int] = typer.Option(None, help="Time limit per job in minutes; a job reaching it is "
+                                              "requeued and resumes (default 1440).", rich_help_panel=CLUSTER),
+    array_parallelism: Optional[int] = typer.Option(None, help="Jobs of the array running at once (default 256).",
+                                                    rich_help_panel=CLUSTER),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the jobs, then rewrite the summary and show each "
+                              "run's state.", rich_help_panel=CLUSTER),
 ) -> None:
     """Build, measure, train and evaluate every step of each recipe; results go to results/<recipe>/<profile>/.
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
     Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
+    Under torchrun every process trains each run (batch_size is the global batch); rank 0 writes and prints.
     """
+    overrides = {k: v for k, v in dict(cluster=cluster, partition=partition, nodes=nodes, gpus_per_node=gpus_per_node,
+                                       tasks_per_node=tasks_per_node, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+                                       timeout_min=timeout_min, array_parallelism=array_parallelism).items()
+                 if v is not None}
+    if executor == "local" and (overrides or wait):
+        given = [f"--{k.replace('_', '-')}" for k in overrides] + (["--wait"] if wait else [])
+        _fail([f"error: {', '.join(given)}: cluster options apply to --executor submitit only"])
     loaded = [_load(recipe) for recipe in recipes]  # every recipe is checked before any work starts
     if steps and len(loaded) > 1:
         _fail(["error: --steps names steps of one recipe; give one recipe with it"])
     for r in loaded:
-        _run_one(r, profile, measure_only, steps, seeds, data_root, force, results)
+        _run_one(r, profile, measure_only, steps, seeds, data_root, force, results,
+                 overrides if executor == "submitit" else None, wait)
 
 
 def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
-             data_root: Optional[str], force: bool, results: Path) -> None:
-    """`ablab run` for one loaded recipe."""
+             data_root: Optional[str], force: bool, results: Path, overrides: Optional[dict[str, Any]],
+             wait: bool) -> None:
+    """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `overrides` (the command line's
+    cluster options over the recipe's cluster: block) is given."""
+    import dataclasses
     import sys
 
     from .data.loaders import DataError, build_data
+    from .dist import WorldSizeError, is_main, split_batch, world_size
     from .measure.throughput import MeasureError, resolve_setting
     from .progress import RunProgress
     from .runner import run_recipe
 
     profile = _profile(r, profile)
-    try:  # a measurement this machine cannot make stops the run before any work
-        resolve_setting(r.profiles[profile].measure)
+    try:  # a measurement this machine cannot make stops the run before any work (jobs measure on their nodes)
+        if overrides is None:
+            resolve_setting(r.profiles[profile].measure)
     except MeasureError as e:
         _fail([f"error: {r.path}: profile '{profile}': {e}"])
     chosen = [s.strip() for s in steps.split(",")] if steps else None
@@ -123,23 +158,39 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else r.profiles[profile].seeds or (0,)
     except ValueError:
         _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
+    cluster = dataclasses.replace(r.cluster, **overrides) if overrides is not None else None
+    if cluster is not None and cluster.problems():
+        _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
+    world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
     if not measure_only:
         first = (chosen or [r.steps[0].id])[0]
-        try:  # fail on a missing or malformed dataset before any work
+        try:  # fail on a missing or malformed dataset, or a batch the processes cannot share, before any work
+            for step_id in chosen or [s.id for s in r.steps]:
+                cfg = r.train_config(step_id, profile, data_root)
+                split_batch(cfg.batch_size, world, f"step {step_id}: batch_size")
+                if cfg.pretrain is not None:
+                    split_batch(cfg.pretrain.batch_size, world, f"step {step_id}: pretrain batch_size")
             build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
-        except DataError as e:
+        except (DataError, WorldSizeError) as e:
             _fail([f"error: {r.path}: profile '{profile}': {e}"])
-    try:
-        summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
-                             seeds=seed_list, data_root=data_root, progress=RunProgress(enabled=sys.stdout.isatty()))
-    except KeyboardInterrupt:
-        _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to resume"],
-              code=130)
-    typer.echo(f"wrote {summary}")
-    if measure_only:  # ours beside the paper's, and each step over its chain's root measured alike
-        from .report.tables import build_table, to_markdown
+    if cluster is not None:
+        if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, results, cluster, wait):
+            return  # jobs are out; the analysis below needs their runs
+    else:
+        try:
+            summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
+                                 seeds=seed_list, data_root=data_root,
+                                 progress=RunProgress(enabled=sys.stdout.isatty()))
+        except KeyboardInterrupt:
+            _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
+                   "resume"], code=130)
+        if not is_main():  # the other processes of a torchrun run have trained; rank 0 reports and analyses
+            return
+        typer.echo(f"wrote {summary}")
+        if measure_only:  # ours beside the paper's, and each step over its chain's root measured alike
+            from .report.tables import build_table, to_markdown
 
-        typer.echo(to_markdown(build_table(summary)))
+            typer.echo(to_markdown(build_table(summary)))
     if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
         from .analysis.attention_variance import StudyError, run_attention_variance
 
@@ -147,6 +198,70 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
             run_attention_variance(r, profile, results, force, data_root, log=typer.echo)
         except StudyError as e:
             typer.echo(f"attention variance: not computed: {e}")
+
+
+def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[int, ...], measure_only: bool,
+            data_root: Optional[str], force: bool, results: Path, cfg: ClusterConfig, wait: bool) -> bool:
+    """Submit the runs still to do as submitit jobs asking for `cfg`; returns whether every run has ended
+    (nothing was submitted, or --wait waited for the jobs)."""
+    from .executors import plan, submit
+    from .executors import wait as wait_for
+    from .runner import write_summary
+
+    work = plan(r, profile, results, chosen, seeds, measure_only, force, data_root, typer.echo)
+    if work:
+        submission = submit(r, profile, results, work, cfg, force, typer.echo)
+        typer.echo(f"submitted {len(work)} job(s) to {cfg.cluster}; their logs: {submission.folder}")
+        if not wait:
+            typer.echo(f"`ablab status {r.path} --profile {profile}` shows where each run stands")
+            return False
+        wait_for(submission, typer.echo)
+    else:
+        typer.echo("nothing to submit")
+    for line in _status_lines(r, profile, results, seeds):
+        typer.echo(line)
+    typer.echo(f"wrote {write_summary(r, profile, results)}")
+    return True
+
+
+@app.command()
+def status(
+    recipe: Path,
+    profile: Optional[str] = typer.Option(None, help="Profile (default: paper on CUDA, else the CPU one)."),
+    results: Path = RESULTS,
+) -> None:
+    """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
+    running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv to match."""
+    from .runner import write_summary
+
+    r = _load(recipe)
+    profile = _profile(r, profile)
+    for line in _status_lines(r, profile, results, r.profiles[profile].seeds or (0,)):
+        typer.echo(line)
+    if (results / r.name / profile).is_dir():
+        typer.echo(f"wrote {write_summary(r, profile, results)}")
+
+
+def _status_lines(r: Recipe, profile: str, results: Path, seeds: tuple[int, ...]) -> list[str]:
+    """A table of every step's runs (the given seeds and any other found on disk; a step's own measurement job
+    when it had one) and a count of runs per state."""
+    from collections import Counter
+
+    from .runner import step_dir
+    from .runstate import SUBMITTED_FILE, run_state
+
+    rows = []
+    for step in r.steps:
+        out = step_dir(results, r, profile, step.id)
+        found = {int(d.name.removeprefix("seed")) for d in out.glob("seed*") if d.name[4:].isdigit()}
+        if (out / SUBMITTED_FILE).is_file():
+            rows.append((step.id, "-", run_state(out)))
+        rows += [(step.id, str(seed), run_state(out / f"seed{seed}")) for seed in sorted(found | set(seeds))]
+    table = [("step", "seed", "state", "detail")] + [(sid, seed, s.state, s.detail) for sid, seed, s in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in table]
+    counts = Counter(s.state for _, _, s in rows)
+    return lines + [", ".join(f"{n} {state}" for state, n in counts.items())]
 
 
 @app.command()
@@ -158,8 +273,13 @@ def report(
     also gets the cross-recipe overview."""
     from .report.regenerate import ReportError, regenerate
 
-    if path.suffix in (".yaml", ".yml"):
-        path = results / _load(path).name
+    if path.suffix in (".yaml", ".yml"):  # the recipe is known: rebuild its summaries from the run directories first
+        from .runner import write_summary
+
+        r = _load(path)
+        path = results / r.name
+        for profile in [p for p in r.profiles if (path / p).is_dir()]:
+            write_summary(r, profile, results)
     try:
         for line in regenerate(path):
             typer.echo(line)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, get_args, get_type_hints
 
+from .cluster import ClusterConfig
 from .presets import PRESETS, preset
 from .profile import Measure, Profile, Scale, apply_profile
 from .spec import ArchSpec, SpecError, coerce, effective_window
@@ -26,7 +27,7 @@ from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
-TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis")
+TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster")
 STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train")
 PROFILE_KEYS = ("scale", "num_classes", "measure", "train", "seeds")
 ANALYSIS_KEYS = ("attention_variance",)
@@ -70,6 +71,7 @@ class Recipe:
     profiles: dict[str, Profile]
     specs: dict[str, ArchSpec] = field(repr=False)  # paper-scale spec of every step
     attention_variance: Optional[AttentionVarianceStudy] = None  # from `analysis: {attention_variance: ...}`
+    cluster: ClusterConfig = ClusterConfig()  # what `ablab run --executor submitit` asks for per job
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -146,6 +148,7 @@ def load_recipe(path: str | Path) -> Recipe:
     profiles = _profiles(c, data.get("profiles"), ("profiles",))
     steps = _steps(c, data.get("steps"), base)
     study = _analysis(c, data["analysis"], [s.id for s, _ in steps]) if "analysis" in data else None
+    cluster = _dataclass_from(c, ClusterConfig, data.get("cluster") or {}, ("cluster",)) or ClusterConfig()
     specs = _resolve(c, steps, base) if not c.errors else {}
     if not c.errors:
         _check_profiles(c, specs, profiles)
@@ -156,7 +159,7 @@ def load_recipe(path: str | Path) -> Recipe:
     if c.errors:
         raise RecipeError(c.errors)
     return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
-                  src.path, tuple(s for s, _ in steps), profiles, specs, study)
+                  src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster)
 
 
 def _base(c: _Checker, value: Any, key: Key) -> Optional[ArchSpec]:

@@ -5,6 +5,10 @@ results/<recipe>/<profile>/<step>/seed<k>/{run.json, log.csv, checkpoint.pt, met
 results/<recipe>/<profile>/summary.csv. Work whose key is unchanged is skipped; an unfinished training
 run resumes from its last epoch checkpoint; every file is written atomically, so Ctrl-C, kill -9 or a
 crash loses at most the epoch in flight.
+
+Under torchrun (or any launcher that exports RANK, WORLD_SIZE, ...) every process trains each run together
+(ablab.dist); rank 0 alone measures, writes result files and prints, and the others wait at a barrier
+before each run so that they read its checkpoint only after rank 0 has cleared stale files.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from . import dist
 from .build import build
 from .io import read_json, write_json_atomic, write_text_atomic
 from .measure.flops import count_flops
@@ -34,6 +39,7 @@ from .train.config import TrainConfig
 from .train.engine import Diverged, train
 from .progress import RunProgress
 from .recipe import Recipe, Step
+from .runstate import describe, epoch_progress, run_state
 from .spec import DESIGN_COLUMNS, ArchSpec, canonical, design_columns
 
 SUMMARY_COLUMNS = [
@@ -97,6 +103,10 @@ def step_dir(results: Path, recipe: Recipe, profile: str, step_id: str) -> Path:
     return results / recipe.name / profile / step_id
 
 
+def summary_path(recipe: Recipe, profile: str, results: Path) -> Path:
+    return results / recipe.name / profile / "summary.csv"
+
+
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Content hash of everything that determines a training run's result (pre-training included). Settings
     added since results were first recorded hash as before while unset, so earlier results stay valid."""
@@ -124,27 +134,39 @@ def run_recipe(
     seeds: tuple[int, ...] = (0,),
     data_root: Optional[str] = None,
     progress: Optional[RunProgress] = None,
+    measure: bool = True,
 ) -> Path:
     """Measure (and unless `measure_only`, train and evaluate with every seed) each selected step;
-    returns the path of the summary CSV."""
+    returns the path of the summary CSV. A job that trains one seed of a step already measured by another
+    job passes `measure=False`, so two jobs never measure the same step at once."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
-    progress = progress or RunProgress()
+    dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    main = dist.is_main()
+    progress = progress if progress and main else RunProgress()
+    log = log if main else _silent
     progress.start(len(chosen) * (1 if measure_only else len(seeds)))
     try:
         for step in chosen:
-            _measure(recipe, step, profile, results, force, log)
-            write_summary(recipe, profile, results)
+            if main and measure:
+                _measure(recipe, step, profile, results, force, log)
+                write_summary(recipe, profile, results)
             if not measure_only:
                 for seed in seeds:
                     _train(recipe, step, profile, results, seed, force, data_root, log, progress)
-                    write_summary(recipe, profile, results)
+                    if main:
+                        write_summary(recipe, profile, results)
                     progress.advance()
             else:
                 progress.advance()
     finally:
         progress.stop()
-        summary = write_summary(recipe, profile, results)  # also after Ctrl-C: shows the unfinished run
-    return summary
+        if main:
+            write_summary(recipe, profile, results)  # also after Ctrl-C: shows the unfinished run
+    return summary_path(recipe, profile, results)
+
+
+def _silent(line: str) -> None:
+    """The log of ranks other than 0: they print nothing but errors."""
 
 
 def _measure(recipe: Recipe, step: Step, profile: str, results: Path, force: bool, log: Callable[[str], None]) -> None:
@@ -187,11 +209,15 @@ def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, f
         m = read_json(metrics_path)
         log(f"[{step.id}] seed {seed}: {m['status']} earlier (top-1 {m.get('top1')}), skipped (--force re-runs)")
         return
-    if force or not run_file.is_file() or read_json(run_file).get("key") != key:
-        for stale in ("checkpoint.pt", "log.csv", "metrics.json"):  # settings changed: start over
-            (run_dir / stale).unlink(missing_ok=True)
-    write_json_atomic(run_file, {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
-                                 "train": asdict(cfg)})
+    if dist.is_main():
+        if force or not run_file.is_file() or read_json(run_file).get("key") != key:
+            for stale in ("checkpoint.pt", "log.csv", "metrics.json"):  # settings changed: start over
+                (run_dir / stale).unlink(missing_ok=True)
+        elif (run_dir / "checkpoint.pt").is_file():
+            log(f"[{step.id}] seed {seed}: resuming from its checkpoint after {epoch_progress(run_dir)}")
+        write_json_atomic(run_file, {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
+                                     "train": asdict(cfg)})
+    dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
     base = {"key": key, "step": step.id, "label": step.label, "seed": seed, "profile": profile}
     try:
         pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
@@ -203,7 +229,8 @@ def _train(recipe: Recipe, step: Step, profile: str, results: Path, seed: int, f
     except (Diverged, PretrainUnsupported) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"[{step.id}] seed {seed}: FAILED: {e}")
-    write_json_atomic(metrics_path, metrics)
+    if dist.is_main():
+        write_json_atomic(metrics_path, metrics)
 
 
 def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int, force: bool,
@@ -218,13 +245,17 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
         pre = read_json(metrics_path)
         log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training done earlier, reused")
     else:
-        if force or not (out / "run.json").is_file() or read_json(out / "run.json").get("key") != key:
-            for stale in ("checkpoint.pt", "pretrain_log.csv", "metrics.json", ENCODER_FILE):
-                (out / stale).unlink(missing_ok=True)
-        write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain), "data": asdict(cfg.data)})
+        if dist.is_main():
+            if force or not (out / "run.json").is_file() or read_json(out / "run.json").get("key") != key:
+                for stale in ("checkpoint.pt", "pretrain_log.csv", "metrics.json", ENCODER_FILE):
+                    (out / stale).unlink(missing_ok=True)
+            write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain),
+                                                 "data": asdict(cfg.data)})
+        dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
         progress.begin_run(f"{step.id} seed {seed} {cfg.pretrain.method}", cfg.pretrain.epochs)
         pre = {"key": key, **pretrain(spec, cfg.pretrain, cfg.data, out, seed, progress.engine_callbacks())}
-        write_json_atomic(metrics_path, pre)
+        if dist.is_main():
+            write_json_atomic(metrics_path, pre)
         log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training, loss {pre['pretrain_loss']:.4f}, "
             f"{pre['pretrain_epoch_seconds']:.1f} s/epoch, peak {pre['pretrain_peak_mb']:.0f} MB "
             f"({pre['pretrain_peak_kind']})")
@@ -261,19 +292,19 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
                             + paper_cols, restval="")
     writer.writeheader()
     writer.writerows(rows)
-    path = results / recipe.name / profile / "summary.csv"
+    path = summary_path(recipe, profile, results)
     write_text_atomic(path, buf.getvalue())
     return path
 
 
 def _seed_summary(step_path: Path) -> dict[str, Any]:
     """top1 mean/std, top5 mean, train hours and status over the seed runs found in a step directory;
-    a run that started but wrote no final metrics is reported as incomplete, never averaged in."""
-    started = sorted(p.parent for p in step_path.glob("seed*/run.json"))
+    a run that is not done (pending, running, stopped or failed) is named in the status, never averaged in."""
+    states = {d: run_state(d) for d in sorted(step_path.glob("seed*"))}
+    started = [d for d, s in states.items() if s.state != "not started"]
     if not started:
         return {"status": "measured"}
-    runs = {d: read_json(d / "metrics.json") for d in started if (d / "metrics.json").is_file()}
-    done = [r for r in runs.values() if r.get("status") == "done"]
+    done = [read_json(d / "metrics.json") for d in started if states[d].state == "done"]
     out: dict[str, Any] = {"seeds": " ".join(d.name.removeprefix("seed") for d in started)}
     if done:
         top1 = [r["top1"] for r in done]
@@ -281,9 +312,7 @@ def _seed_summary(step_path: Path) -> dict[str, Any]:
                    else 0.0, top5=round(statistics.fmean(r["top5"] for r in done), 3),
                    train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
         out.update(_pretrain_summary(done))
-    problems = [f"failed (seed {r['seed']}): {r['reason']}" for r in runs.values() if r.get("status") == "failed"]
-    problems += [_incomplete(d) for d in started if d not in runs]
-    out["status"] = "; ".join(problems) or "done"
+    out["status"] = "; ".join(describe(d, states[d]) for d in started if states[d].state != "done") or "done"
     return out
 
 
@@ -296,17 +325,3 @@ def _pretrain_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pretrain": " ".join(sorted({r["pretrain_method"] for r in runs})),
             "pretrain_hours": mean("pretrain_hours", 5), "pretrain_epoch_seconds": mean("pretrain_epoch_seconds", 2),
             "pretrain_peak_mb": mean("pretrain_peak_mb", 1)}
-
-
-def _incomplete(run_dir: Path) -> str:
-    """'incomplete (seed k: epoch e/E)' for a run that has not written its final metrics (running or stopped);
-    'pre-training epoch e/E' while its pre-training is unfinished."""
-    pre = run_dir / "pretrain"
-    if (pre / "run.json").is_file() and not (pre / "metrics.json").is_file():
-        stage, log_path = "pre-training epoch", pre / "pretrain_log.csv"
-        epochs = read_json(pre / "run.json")["pretrain"]["epochs"]
-    else:
-        stage, log_path = "epoch", run_dir / "log.csv"
-        epochs = read_json(run_dir / "run.json")["train"]["epochs"]
-    finished = max(0, len(log_path.read_text().splitlines()) - 1) if log_path.is_file() else 0
-    return f"incomplete ({run_dir.name.replace('seed', 'seed ')}: {stage} {finished}/{epochs})"

@@ -2,6 +2,10 @@
 
 In-memory data (ShapeTex) is batched by indexing tensors, which adds nothing over a bare loop;
 datasets on disk go through a DataLoader with timm's transforms.
+
+In a distributed run every process draws the same global order (and ShapeTex's flips) for an epoch and
+takes its own slice of each global batch, so any world size trains on the same images per optimiser step;
+each process evaluates a disjoint slice of the validation set.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..dist import split_batch
 from ..train.config import DataConfig, TrainConfig
 from .synthetic import NUM_CLASSES, make_shapetex
 
@@ -49,32 +54,58 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255 - MEAN) / STD
 
 
-def build_data(train: TrainConfig, img_size: int, seed: int) -> Data:
-    """Train/val batches for `train.data` at `img_size`; DataError names a missing or malformed path."""
-    cfg = train.data
+def _share(rank: int, world: int, n: int) -> slice:
+    """Process `rank`'s contiguous slice of `n` items split as evenly as possible over `world` processes."""
+    return slice(n * rank // world, n * (rank + 1) // world)
+
+
+def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, world: int = 1) -> Data:
+    """Process `rank` of `world`'s batches for `train.data` at `img_size`: its share of every global batch of
+    train.batch_size images and its slice of the validation set (all of both in a world of one).
+    DataError names a missing or malformed path; WorldSizeError a global batch the processes cannot share."""
+    cfg, batch = train.data, train.batch_size
+    per_rank = split_batch(batch, world)
+    mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this process's part of each global batch
     if cfg.name == "shapetex":
         xt, yt, xv, yv = _shapetex(cfg, img_size)
 
         def train_batches(epoch: int) -> Batches:
             g = torch.Generator().manual_seed(seed * 100003 + epoch)
             order = torch.randperm(len(yt), generator=g)
-            for i in range(0, len(order) - train.batch_size + 1, train.batch_size):  # drop the last partial batch
-                idx = order[i:i + train.batch_size]
+            for i in range(0, len(order) - batch + 1, batch):  # drop the last partial batch
+                idx = order[i:i + batch][mine]
                 x = _normalise(xt[idx])
-                if train.hflip:
-                    flip = torch.rand(len(idx), generator=g) < 0.5
+                if train.hflip:  # drawn for the whole global batch, so every process's generator stays in step
+                    flip = (torch.rand(batch, generator=g) < 0.5)[mine]
                     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
                 yield x, yt[idx]
 
         def val_batches() -> Batches:
-            for i in range(0, len(yv), 256):
-                yield _normalise(xv[i:i + 256]), yv[i:i + 256]
+            val = _share(rank, world, len(yv))
+            for i in range(val.start, val.stop, 256):
+                j = min(i + 256, val.stop)
+                yield _normalise(xv[i:j]), yv[i:j]
 
-        return Data(NUM_CLASSES, len(yt) // train.batch_size * train.batch_size, train_batches, val_batches)
-    return _from_disk(train, img_size, seed)
+        return Data(NUM_CLASSES, len(yt) // batch * batch, train_batches, val_batches)
+
+    ds_train, ds_val, classes = _from_disk(train, img_size)
+
+    def train_batches_from_disk(epoch: int) -> Batches:
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(len(ds_train), generator=g)  # type: ignore[arg-type]
+        shares = [order[i:i + batch][mine].tolist() for i in range(0, len(order) - batch + 1, batch)]
+        yield from DataLoader(ds_train, batch_sampler=shares, num_workers=cfg.workers)
+
+    def val_batches_from_disk() -> Batches:
+        val = _share(rank, world, len(ds_val))  # type: ignore[arg-type]
+        yield from DataLoader(Subset(ds_val, range(val.start, val.stop)), batch_size=256, num_workers=cfg.workers)
+
+    size = len(ds_train) // batch * batch  # type: ignore[arg-type]
+    return Data(classes, size, train_batches_from_disk, val_batches_from_disk)
 
 
-def _from_disk(train: TrainConfig, img_size: int, seed: int) -> Data:
+def _from_disk(train: TrainConfig, img_size: int) -> tuple[Dataset, Dataset, int]:
+    """The training and validation sets of a dataset on disk, with timm's transforms, and its classes."""
     import torchvision
     from timm.data import create_transform
 
@@ -104,17 +135,7 @@ def _from_disk(train: TrainConfig, img_size: int, seed: int) -> Data:
         expected = {"cifar10": "cifar-10-batches-py/", "cifar100": "cifar-100-python/"}.get(cfg.name, "train/ val/")
         raise DataError(f"dataset '{cfg.name}': could not load from {root} (expected {expected} in torchvision's "
                         f"format): {e}") from None
-
-    def train_batches(epoch: int) -> Batches:
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        yield from DataLoader(ds_train, batch_size=train.batch_size, shuffle=True, drop_last=True, generator=g,
-                              num_workers=cfg.workers, persistent_workers=False)
-
-    def val_batches() -> Batches:
-        yield from DataLoader(ds_val, batch_size=256, num_workers=cfg.workers)
-
-    size = len(ds_train) // train.batch_size * train.batch_size  # type: ignore[arg-type]
-    return Data(classes, size, train_batches, val_batches)
+    return ds_train, ds_val, classes
 
 
 def data_num_classes(cfg: DataConfig) -> Optional[int]:

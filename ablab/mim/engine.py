@@ -8,6 +8,11 @@ of the process's peak RSS since pre-training began (column peak_kind says which)
 pre-training resumes from its last epoch and ends with the weights of an uninterrupted one (on the CPU).
 The last act is encoder.pt: the encoder's state dict without a head, which loads into the fine-tuning
 classifier build(spec).
+
+Under torchrun it is distributed like supervised training: batch_size is the global batch, each process
+runs its share with its share of the masks drawn for the whole global batch (so a batch-wise mask, as
+GreenMIM's, stays one mask per global batch), DistributedDataParallel averages the gradients, rank 0
+alone writes (its peak memory is the one logged), and every process returns once encoder.pt is written.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from typing import Any, Optional
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from .. import dist
 from ..data.loaders import build_data
 from ..io import save_torch_atomic, write_csv_atomic
 from ..measure.memory import PeakMemory
 from ..spec import ArchSpec
 from ..train.config import DataConfig, TrainConfig
-from ..train.engine import Diverged, Progress, param_groups, seed_everything
+from ..train.engine import Diverged, Progress, epoch_seed, param_groups, seed_everything
 from ..train.schedule import lr_at
 from .config import PretrainConfig
 from .masking import random_mask
@@ -88,14 +95,20 @@ def pretrain(
     Raises PretrainUnsupported when the method cannot take the spec, Diverged when the loss stops being finite."""
     progress = progress or Progress()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    dist.init_distributed(dev.type)
+    rank, world = dist.rank(), dist.world_size()
     peak = PeakMemory(dev)
     peak.start()  # the model, its optimiser state and every step's activations count
     seed_everything(seed)
     model = build_pretrainer(spec, cfg).to(dev)
-    data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed)
+    data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed, rank, world)
+    per_rank = cfg.batch_size // world
+    mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this process's part of each global batch and its masks
     units = (spec.img_size // model.unit) ** 2
     batchwise = cfg.batchwise or cfg.method == "greenmim"
+    unused_head = any(name.startswith("encoder.head.") for name, _ in model.named_parameters())  # MAE, GreenMIM
+    net = model if world == 1 else DistributedDataParallel(
+        model, device_ids=[dist.local_rank()] if dev.type == "cuda" else None, find_unused_parameters=unused_head)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     steps_per_epoch = data.train_size // cfg.batch_size
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
@@ -108,7 +121,7 @@ def pretrain(
         rows, start_epoch, seconds_total = state["rows"], state["epoch"] + 1, state["seconds"]
 
     for epoch in range(start_epoch, cfg.epochs):
-        seed_everything(seed * 100003 + epoch)
+        seed_everything(epoch_seed(seed, epoch, rank))
         masks = mask_generator(seed, epoch)
         model.train()
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
@@ -117,16 +130,16 @@ def pretrain(
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             x = x.to(dev, non_blocking=True)
-            mask = random_mask(len(x), units, cfg.mask_ratio, masks, batchwise=batchwise, device=dev)
-            loss = model(x, mask)
-            value = loss.item()
+            mask = random_mask(cfg.batch_size, units, cfg.mask_ratio, masks, batchwise=batchwise, device=dev)[mine]
+            loss = net(x, mask)
+            value = dist.all_reduce_sum(loss.detach()).item() / world  # the global batch's: every rank stops alike
             if not math.isfinite(value):
                 raise Diverged(f"pre-training loss became {value} at epoch {epoch}, step {i} (lr {lr:.3g})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            seen += len(x)
-            loss_sum += value * len(x)
+            seen += len(x) * world
+            loss_sum += value * len(x) * world
             progress.on_batch(i + 1, steps_per_epoch)
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -136,16 +149,20 @@ def pretrain(
                "images_per_s": round(seen / seconds, 1), "epoch_seconds": round(seconds, 2),
                "peak_mb": round(peak.peak_mb(), 1), "peak_kind": peak.kind}
         rows.append(row)
-        write_csv_atomic(run_dir / "pretrain_log.csv", LOG_COLUMNS, rows)
-        save_torch_atomic(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                          "rows": rows, "seconds": seconds_total})
+        if dist.is_main():
+            write_csv_atomic(run_dir / "pretrain_log.csv", LOG_COLUMNS, rows)
+            save_torch_atomic(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "epoch": epoch, "rows": rows, "seconds": seconds_total})
         progress.on_epoch(row)
-    save_torch_atomic(run_dir / ENCODER_FILE, encoder_state(model))
+    if dist.is_main():
+        save_torch_atomic(run_dir / ENCODER_FILE, encoder_state(model))
+    dist.barrier()  # the caller loads encoder.pt on every process
     return {
         "pretrain_method": cfg.method, "pretrain_epochs": cfg.epochs, "pretrain_loss": rows[-1]["loss"],
         "pretrain_seconds": round(seconds_total, 2), "pretrain_hours": seconds_total / 3600,
         "pretrain_epoch_seconds": round(statistics.fmean(r["epoch_seconds"] for r in rows), 2),
         "pretrain_peak_mb": max(r["peak_mb"] for r in rows), "pretrain_peak_kind": rows[-1]["peak_kind"],
-        "pretrain_images_per_s": rows[-1]["images_per_s"],
+        "pretrain_images_per_s": rows[-1]["images_per_s"], "pretrain_world_size": world,
+        "pretrain_batch_per_rank": per_rank,
     }
 

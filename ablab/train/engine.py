@@ -4,6 +4,13 @@ Every epoch ends with an evaluation, a row in log.csv and an atomic checkpoint. 
 (data order, flips, mixup, drop path) is re-seeded from (seed, epoch) at each epoch start, so a run
 resumed from its last checkpoint after Ctrl-C, kill -9 or a crash ends with exactly the metrics of an
 uninterrupted run on the CPU.
+
+Under torchrun every process trains: the recipe's batch_size is the global batch, each process runs its
+share of it and DistributedDataParallel averages the gradients, so one optimiser step is the step of one
+process with the whole batch and the recipe's lr needs no rescaling. Data order and flips are the global
+batch's; drop path and mixup draw per process (as DeiT's), so with them any world size agrees in
+distribution only. Evaluation is split over the processes and its counts summed; rank 0 alone writes.
+Checkpoints hold the unwrapped model, so a run may resume at another world size.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from .. import dist
 from ..build import build
 from ..data.loaders import Data, build_data
 from ..io import save_torch_atomic, write_csv_atomic
@@ -29,6 +38,7 @@ from .config import TrainConfig
 from .schedule import lr_at
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "val_top1", "val_top5", "images_per_s", "epoch_seconds"]
+RANK_STRIDE = 2_654_435_761  # odd, so the ranks' seeds stay distinct modulo 2**32 (numpy's seed range)
 
 
 class Diverged(RuntimeError):
@@ -47,6 +57,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of a run's randomness from an epoch start (drop path, mixup): one stream per process, so the
+    processes of a distributed run draw independently; rank 0's is the single-process run's."""
+    return seed * 100003 + epoch + rank * RANK_STRIDE
 
 
 def param_groups(model: nn.Module, weight_decay: float, layer_decay: Optional[float] = None) -> list[dict[str, Any]]:
@@ -96,7 +112,7 @@ def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple[float, float]:
-    """Top-1 and top-5 accuracy (%)."""
+    """Top-1 and top-5 accuracy (%) over every process's `batches` (each process calls it on its own slice)."""
     model.eval()
     correct1 = correct5 = total = 0
     for x, y in batches:
@@ -107,6 +123,7 @@ def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
         total += len(y)
+    correct1, correct5, total = dist.all_reduce_sum(torch.tensor([correct1, correct5, total], device=device)).tolist()
     return 100.0 * correct1 / total, 100.0 * correct5 / total
 
 
@@ -134,16 +151,19 @@ def train(
     """
     progress = progress or Progress()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    dist.init_distributed(dev.type)
+    rank, world = dist.rank(), dist.world_size()
     seed_everything(seed)
     if cfg.drop_path:
         spec = dataclasses.replace(spec, drop_path=cfg.drop_path)
     model = build(spec).to(dev)
     if pretrained is not None:
         load_pretrained(model, pretrained)
-    data = data or build_data(cfg, spec.img_size, seed)
+    data = data or build_data(cfg, spec.img_size, seed, rank, world)
     if data.num_classes != spec.num_classes:
         raise ValueError(f"the dataset has {data.num_classes} classes but the model predicts {spec.num_classes}")
+    net = model if world == 1 else DistributedDataParallel(
+        model, device_ids=[dist.local_rank()] if dev.type == "cuda" else None)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     ema = None
     if cfg.ema:
@@ -172,7 +192,7 @@ def train(
         rows, start_epoch, train_seconds = state["rows"], state["epoch"] + 1, state["train_seconds"]
 
     for epoch in range(start_epoch, cfg.epochs):
-        seed_everything(seed * 100003 + epoch)
+        seed_everything(epoch_seed(seed, epoch, rank))
         model.train()
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
         for i, (x, y) in enumerate(data.train(epoch)):
@@ -183,12 +203,12 @@ def train(
             if mixup is not None:
                 x, target = mixup(x, y)
             with autocast():
-                logits = model(x)
+                logits = net(x)
                 if mixup is not None:
                     loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
                 else:
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            value = loss.item()
+            value = dist.all_reduce_sum(loss.detach()).item() / world  # the global batch's: every rank stops alike
             if not math.isfinite(value):
                 raise Diverged(f"loss became {value} at epoch {epoch}, step {i} (lr {lr:.3g})")
             optimizer.zero_grad(set_to_none=True)
@@ -200,8 +220,8 @@ def train(
             scaler.update()
             if ema is not None:
                 ema.update(model)
-            seen += len(y)
-            loss_sum += value * len(y)
+            seen += len(y) * world
+            loss_sum += value * len(y) * world
             progress.on_batch(i + 1, steps_per_epoch)
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -212,14 +232,17 @@ def train(
                "val_top5": round(top5, 3), "images_per_s": round(seen / seconds, 1),
                "epoch_seconds": round(seconds, 2)}
         rows.append(row)
-        write_csv_atomic(run_dir / "log.csv", LOG_COLUMNS, rows)
-        save_torch_atomic(ckpt_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "ema": ema.module.state_dict() if ema is not None else {}, "epoch": epoch, "rows": rows,
-            "train_seconds": train_seconds,
-        })
+        if dist.is_main():
+            write_csv_atomic(run_dir / "log.csv", LOG_COLUMNS, rows)
+            save_torch_atomic(ckpt_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "ema": ema.module.state_dict() if ema is not None else {}, "epoch": epoch, "rows": rows,
+                "train_seconds": train_seconds,
+            })
         progress.on_epoch(row)
     last = rows[-1] if rows else {}
     return {"top1": last.get("val_top1"), "top5": last.get("val_top5"), "epochs": cfg.epochs,
             "train_seconds": round(train_seconds, 2), "train_hours": train_seconds / 3600,
-            "train_images_per_s": last.get("images_per_s"), "device": str(dev)}
+            "train_images_per_s": last.get("images_per_s"), "device": str(dev), "world_size": world,
+            "batch_per_rank": cfg.batch_size // world, "global_batch": cfg.batch_size,
+            "lr_scaling": "none: the recipe's lr is for its global batch at any world size"}

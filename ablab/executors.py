@@ -1,0 +1,177 @@
+"""`ablab run --executor submitit`: one submitit job per (step, seed), sent as one job array (SLURM, or submitit's
+local executor), each running the ordinary runner for its step and seed into the same results layout.
+
+Who measures: each step is measured by exactly one job, the one of its first seed still to train (or a job of its
+own with --measure-only or when every seed is done), so throughput is measured on the nodes the runs use, never on
+the submitting machine, and no two jobs write a step's measurements at once. summary.csv is rewritten atomically
+by every job and once more after --wait; `ablab status` rebuilds it from the run directories at any time.
+
+Requeue: on pre-emption or time-out submitit calls `RunJob.checkpoint`, which hands back the same call without
+--force; the requeued job resumes from the run's last epoch checkpoint like any interrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import submitit
+from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
+
+from .cluster import ClusterConfig
+from .io import read_json
+from .progress import RunProgress
+from .recipe import Recipe
+from .runner import run_key, run_recipe, step_dir, train_key
+from .runstate import ACTIVE, epoch_progress, record_job, record_submission, run_state
+
+# submitit 1.5.3 finds its executors through pkg_resources, which warns on every import; nothing for us to act on
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+LOG_DIR = "submitit"  # results/<recipe>/<profile>/submitit/<job id>/: submitit's pickles and logs (git-ignored)
+
+
+class RunJob(Checkpointable):
+    """One job: a step's training with one seed (measuring the step first when `measure`), or with `seed` None
+    the step's measurement alone; requeued on pre-emption or time-out, it resumes from its last checkpoint."""
+
+    def __init__(self, recipe: Recipe, profile: str, results: Path, step: str, seed: Optional[int], measure: bool,
+                 data_root: Optional[str]) -> None:
+        self.recipe, self.profile, self.results, self.data_root = recipe, profile, results, data_root
+        self.step, self.seed, self.measure = step, seed, measure
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the job records its state: the seed run's directory, or the step's for a measurement job."""
+        out = step_dir(self.results, self.recipe, self.profile, self.step)
+        return out if self.seed is None else out / f"seed{self.seed}"
+
+    @property
+    def name(self) -> str:
+        """'[step] seed k' or '[step] measurement', as the job's log lines name it."""
+        return f"[{self.step}]" + (" measurement" if self.seed is None else f" seed {self.seed}")
+
+    def __call__(self, force: bool = False) -> str:
+        """Run the job's share of the recipe in every task (each a DDP rank when there are several); the first
+        task records the job's state. Returns the run's final state."""
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:  # the torchrun contract; the runner's DDP setup reads it
+            dist = TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+            print(f"{self.name}: task {dist.rank} of {dist.world_size} (local rank {dist.local_rank}), "
+                  f"rendezvous at {dist.master_addr}:{dist.master_port}", flush=True)
+        lead = env.global_rank == 0
+        if lead:
+            record_job(self.run_dir, env.job_id, "running", host=socket.gethostname(), pid=os.getpid())
+        try:
+            run_recipe(self.recipe, self.profile, self.results, [self.step], force, log=_print,
+                       measure_only=self.seed is None, seeds=(self.seed,) if self.seed is not None else (),
+                       data_root=self.data_root, progress=RunProgress(log=_print), measure=self.measure)
+        except KeyboardInterrupt:  # submitit's local executor cancels a job with SIGINT
+            if lead:
+                record_job(self.run_dir, env.job_id, "failed", reason=f"cancelled after {epoch_progress(self.run_dir)}")
+            raise
+        except Exception as e:
+            if lead:
+                record_job(self.run_dir, env.job_id, "failed", reason=f"{type(e).__name__}: {e}")
+            raise
+        if lead:
+            record_job(self.run_dir, env.job_id, "finished")
+        return run_state(self.run_dir).state
+
+    def checkpoint(self, force: bool = False) -> DelayedSubmission:
+        """Called by submitit (first task only) when the job is pre-empted or times out: the same job again, now
+        without --force, so it resumes from the last epoch checkpoint instead of starting over."""
+        record_job(self.run_dir, submitit.JobEnvironment().job_id, "requeued", progress=epoch_progress(self.run_dir))
+        return DelayedSubmission(self, force=False)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Jobs handed to the scheduler, and where their logs go."""
+
+    jobs: list[submitit.Job]
+    work: list[RunJob]
+    folder: Path
+
+
+def plan(recipe: Recipe, profile: str, results: Path, steps: Optional[list[str]], seeds: tuple[int, ...],
+         measure_only: bool, force: bool, data_root: Optional[str], log: Callable[[str], None]) -> list[RunJob]:
+    """The jobs still to run: finished work (same key) is skipped, as the runner would, and so is a run whose
+    job is pending or running (unless `force`), so that two jobs never write one run directory."""
+    prof, work = recipe.profiles[profile], []
+    for step in [s for s in recipe.steps if not steps or s.id in steps]:
+        spec, out = recipe.spec(step.id, profile), step_dir(results, recipe, profile, step.id)
+        measure = force or not _up_to_date(out / "metrics.json", run_key(spec, prof.measure))
+        todo = []
+        if not measure_only:
+            cfg = recipe.train_config(step.id, profile, data_root)
+            for seed in seeds:
+                run = out / f"seed{seed}"
+                if not force and _up_to_date(run / "metrics.json", train_key(spec, cfg, seed)):
+                    log(f"[{step.id}] seed {seed}: done earlier, skipped (--force re-runs)")
+                elif not force and _busy(run, log, f"[{step.id}] seed {seed}"):
+                    continue
+                else:
+                    todo.append(seed)
+        work += [RunJob(recipe, profile, results, step.id, seed, measure and i == 0, data_root)
+                 for i, seed in enumerate(todo)]
+        if measure and not todo and (force or not _busy(out, log, f"[{step.id}] measurement")):
+            work.append(RunJob(recipe, profile, results, step.id, None, True, data_root))
+    return work
+
+
+def submit(recipe: Recipe, profile: str, results: Path, work: list[RunJob], cluster: ClusterConfig, force: bool,
+           log: Callable[[str], None]) -> Submission:
+    """Hand `work` to submitit as one job array with `cluster`'s resources and record each job's submission."""
+    folder = results / recipe.name / profile / LOG_DIR
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster.cluster)
+    executor.update_parameters(**executor_parameters(cluster, f"ablab-{recipe.name}-{profile}"))
+    with submitit.helpers.clean_env(), executor.batch():  # no SLURM_* or RANK of an enclosing job leaks in
+        jobs = [executor.submit(job, force=force) for job in work]
+    for job, w in zip(jobs, work):
+        record_submission(w.run_dir, job.job_id, cluster.cluster, str(job.paths.stdout))
+        log(f"{w.name}: submitted as job {job.job_id}" + (" (measures the step first)" if w.measure and w.seed
+                                                           is not None else ""))
+    return Submission(jobs, work, folder)
+
+
+def executor_parameters(cluster: ClusterConfig, name: str) -> dict[str, Any]:
+    """submitit's AutoExecutor parameters for `cluster` (SLURM-only ones only when it is SLURM)."""
+    params = {k: v for k, v in asdict(cluster).items() if k not in ("cluster", "partition", "array_parallelism")}
+    params = {"name": name, **{k: v for k, v in params.items() if v is not None}}
+    if cluster.cluster == "slurm":
+        params["slurm_array_parallelism"] = cluster.array_parallelism
+        if cluster.partition:
+            params["slurm_partition"] = cluster.partition
+    return params
+
+
+def wait(submission: Submission, log: Callable[[str], None]) -> None:
+    """Block until every job has ended; a failed job is reported with the reason it recorded."""
+    for job, w in zip(submission.jobs, submission.work):
+        try:
+            job.result()
+        except Exception:  # the job recorded why; submitit's error only repeats the traceback of its log
+            log(f"{w.name}: job {job.job_id} failed: {run_state(w.run_dir).detail} (log: {job.paths.stdout})")
+
+
+def _up_to_date(metrics_path: Path, key: str) -> bool:
+    """Whether `metrics_path` holds results of the work keyed `key` (as the runner decides what to skip)."""
+    return metrics_path.is_file() and read_json(metrics_path).get("key") == key
+
+
+def _busy(run_dir: Path, log: Callable[[str], None], name: str) -> bool:
+    """Whether a job already owns `run_dir` (pending or running); says so."""
+    state = run_state(run_dir)
+    if state.state in ACTIVE:
+        log(f"{name}: {state.state} ({state.detail}), not resubmitted (--force resubmits)")
+    return state.state in ACTIVE
+
+
+def _print(line: str) -> None:
+    """A job's log line, flushed at once so that the scheduler's log file follows the run."""
+    print(line, flush=True)

@@ -1,0 +1,111 @@
+"""ablab status: each (step, seed) run's state read from fixture run directories alone (not started, pending,
+running, requeued, incomplete, done, failed), and summary.csv rebuilt to name the same states."""
+
+import csv
+import os
+
+from typer.testing import CliRunner
+
+from ablab.cli import app
+from ablab.io import write_json_atomic
+from ablab.runstate import record_job, record_submission, run_state
+
+RECIPE = """
+name: fixture
+base:
+  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
+         stages: [{depth: 2, dim: 32, heads: 2}]}
+profiles:
+  small:
+    train: {epochs: 2}
+steps:
+  - {id: o, label: done}
+  - {id: a, from: o}
+  - {id: b, from: o}
+  - {id: c, from: o}
+  - {id: d, from: o}
+  - {id: e, from: o}
+"""
+
+
+def started(run, epochs_logged: int) -> None:
+    """run.json and log.csv as a training run leaves them after `epochs_logged` of its 2 epochs."""
+    write_json_atomic(run / "run.json", {"key": "k", "train": {"epochs": 2}})
+    (run / "log.csv").write_text("epoch,loss\n" + "".join(f"{e},1.0\n" for e in range(epochs_logged)))
+
+
+def finished(run, **metrics) -> None:
+    started(run, 2)
+    write_json_atomic(run / "metrics.json", {"seed": int(run.name[4:]), "top5": 90.0, "train_hours": 0.1, **metrics})
+
+
+def fixture_runs(step_root):
+    """o: done; a: running; b: pending and requeued; c: failed in the job and diverged; d: stopped with no job,
+    and a submission that a later local run superseded; e: an earlier job's record and a new submission."""
+    for step in "oabcde":
+        write_json_atomic(step_root / step / "metrics.json", {"step": step, "params": 1})
+    finished(step_root / "o/seed0", status="done", top1=41.2)
+    record_submission(step_root / "a/seed0", "101", "slurm", "log")
+    record_job(step_root / "a/seed0", "101", "running", host="node7", pid=1)
+    started(step_root / "a/seed0", 1)
+    record_submission(step_root / "b/seed0", "102", "slurm", "log")
+    record_submission(step_root / "b/seed1", "103", "slurm", "log")
+    record_job(step_root / "b/seed1", "103", "running", host="node7", pid=1)
+    started(step_root / "b/seed1", 1)
+    record_job(step_root / "b/seed1", "103", "requeued", progress="epoch 1/2")
+    record_submission(step_root / "c/seed0", "104", "slurm", "log")
+    record_job(step_root / "c/seed0", "104", "running", host="node8", pid=1)
+    record_job(step_root / "c/seed0", "104", "failed", reason="OutOfMemoryError: CUDA out of memory")
+    finished(step_root / "c/seed1", status="failed", reason="loss became nan at epoch 1, step 3 (lr 0.001)")
+    started(step_root / "d/seed0", 1)
+    record_submission(step_root / "d/seed1", "105", "slurm", "log")
+    os.utime(step_root / "d/seed1/submitted.json", ns=(1, 1))  # long before the run below
+    finished(step_root / "d/seed1", status="done", top1=40.0)
+    record_submission(step_root / "e/seed0", "106", "slurm", "log")
+    record_job(step_root / "e/seed0", "106", "running", host="node9", pid=1)
+    record_job(step_root / "e/seed0", "106", "finished")
+    record_submission(step_root / "e/seed0", "107", "slurm", "log")
+
+
+def test_status_reads_every_state_from_the_results_directory(write_recipe, tmp_path):
+    recipe, results = write_recipe(RECIPE), tmp_path / "results"
+    fixture_runs(results / "fixture/small")
+    result = CliRunner().invoke(app, ["status", str(recipe), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = {tuple(line.split()[:2]): " ".join(line.split()[2:]) for line in lines[1:-2]}
+    assert lines[0].split() == ["step", "seed", "state", "detail"]
+    assert rows == {
+        ("o", "0"): "done top-1 41.20",
+        ("a", "0"): "running epoch 1/2 (job 101 on node7)",
+        ("b", "0"): "pending job 102",
+        ("b", "1"): "pending requeued after epoch 1/2 (job 103 on node7)",
+        ("c", "0"): "failed OutOfMemoryError: CUDA out of memory",
+        ("c", "1"): "failed loss became nan at epoch 1, step 3 (lr 0.001)",
+        ("d", "0"): "incomplete epoch 1/2",
+        ("d", "1"): "done top-1 40.00",
+        ("e", "0"): "pending job 107",
+    }
+    assert lines[-2] == "2 done, 1 running, 3 pending, 2 failed, 1 incomplete"
+    assert lines[-1] == f"wrote {results}/fixture/small/summary.csv"
+    summary = {r["step"]: r for r in csv.DictReader((results / "fixture/small/summary.csv").open())}
+    assert summary["o"]["status"] == "done" and summary["o"]["top1"] == "41.2"
+    assert summary["a"]["status"] == "running (seed 0: epoch 1/2 (job 101 on node7))"
+    assert summary["b"]["status"] == ("pending (seed 0: job 102); pending (seed 1: requeued after epoch 1/2 "
+                                      "(job 103 on node7))")
+    assert summary["c"]["status"] == ("failed (seed 0): OutOfMemoryError: CUDA out of memory; "
+                                      "failed (seed 1): loss became nan at epoch 1, step 3 (lr 0.001)")
+    assert summary["d"]["status"] == "incomplete (seed 0: epoch 1/2)" and summary["d"]["top1"] == "40.0"
+    assert summary["e"]["status"] == "pending (seed 0: job 107)"
+
+
+def test_a_step_never_run_is_not_started_and_a_requeued_job_counts_its_attempts(write_recipe, tmp_path):
+    recipe, results = write_recipe(RECIPE), tmp_path / "results"
+    result = CliRunner().invoke(app, ["status", str(recipe), "--results", str(results)])
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "6 not started"
+    assert not results.exists()  # a status query of nothing writes nothing
+    run = tmp_path / "seed0"
+    record_job(run, "7", "running", host="h", pid=1)
+    record_job(run, "7", "requeued", progress="epoch 1/2")
+    record_job(run, "7", "running", host="h", pid=2)
+    assert run_state(run).detail == "starting (job 7 on h, attempt 2)"
