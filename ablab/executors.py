@@ -24,9 +24,12 @@ from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributed
 
 from .cluster import ClusterConfig
 from .io import read_json
+from .measure.throughput import MeasureError, resolve_setting
+from .profile import Measure
 from .progress import RunProgress
 from .recipe import Recipe
 from .runner import run_key, run_recipe, step_dir, train_key
+from .spec import ArchSpec
 from .runstate import ACTIVE, epoch_progress, record_job, record_submission, run_state
 
 # submitit 1.5.3 finds its executors through pkg_resources, which warns on every import; nothing for us to act on
@@ -105,7 +108,7 @@ def plan(recipe: Recipe, profile: str, results: Path, steps: Optional[list[str]]
     prof, work = recipe.profiles[profile], []
     for step in [s for s in recipe.steps if not steps or s.id in steps]:
         spec, out = recipe.spec(step.id, profile), step_dir(results, recipe, profile, step.id)
-        measure = force or not _up_to_date(out / "metrics.json", run_key(spec, prof.measure))
+        measure = force or not _measured(out / "metrics.json", spec, prof.measure)
         todo = []
         if not measure_only:
             cfg = recipe.train_config(step.id, profile, data_root)
@@ -117,8 +120,8 @@ def plan(recipe: Recipe, profile: str, results: Path, steps: Optional[list[str]]
                     continue
                 else:
                     todo.append(seed)
-        work += [RunJob(recipe, profile, results, step.id, seed, measure and i == 0, data_root)
-                 for i, seed in enumerate(todo)]
+        # the step's first job always measures: its runner skips a measurement up to date on that job's node
+        work += [RunJob(recipe, profile, results, step.id, seed, i == 0, data_root) for i, seed in enumerate(todo)]
         if measure and not todo and (force or not _busy(out, log, f"[{step.id}] measurement")):
             work.append(RunJob(recipe, profile, results, step.id, None, True, data_root))
     return work
@@ -157,6 +160,19 @@ def wait(submission: Submission, log: Callable[[str], None]) -> None:
             job.result()
         except Exception:  # the job recorded why; submitit's error only repeats the traceback of its log
             log(f"{w.name}: job {job.job_id} failed: {run_state(w.run_dir).detail} (log: {job.paths.stdout})")
+
+
+def _measured(metrics_path: Path, spec: ArchSpec, measure: Measure) -> bool:
+    """Whether the step's measurement is up to date for the device it was taken on. The submitting machine (a
+    login node) cannot key the jobs' devices, so this only decides whether a step needs a job of its own."""
+    if not metrics_path.is_file():
+        return False
+    stored = read_json(metrics_path)
+    try:
+        setting = resolve_setting(measure, cuda_available=not str(stored.get("device", "cpu")).startswith("cpu"))
+    except MeasureError:
+        return False
+    return stored.get("key") == run_key(spec, setting, stored.get("device", ""))
 
 
 def _up_to_date(metrics_path: Path, key: str) -> bool:
