@@ -34,6 +34,18 @@ def tiny_vit(**changes) -> ArchSpec:
     return ArchSpec.from_dict(spec.to_dict() | changes)
 
 
+
+TINY_BASE = """\
+base:
+  spec:
+    img_size: 32
+    patch_size: 8
+    num_classes: 10
+    class_token: false
+    pool: avg
+    stages: [{depth: 2, dim: 32, heads: 2}]
+"""  # a one-stage ViT small enough to train in seconds, for recipe fixtures
+
 @pytest.fixture
 def write_recipe(tmp_path: Path):
     """Write a recipe from a YAML string (dedented) and return its path."""

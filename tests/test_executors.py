@@ -19,17 +19,11 @@ from ablab.executors import executor_parameters, plan, submit, wait
 from ablab.io import read_json
 from ablab.recipe import RecipeError, load_recipe
 
+from .conftest import TINY_BASE
+
 TINY = """
 name: tiny
-base:
-  spec:
-    img_size: 32
-    patch_size: 8
-    num_classes: 10
-    class_token: false
-    pool: avg
-    stages: [{depth: 2, dim: 32, heads: 2}]
-profiles:
+""" + TINY_BASE + """profiles:
   small:
     measure: {batch_sizes: [2], min_time: 0.01}
     train: {epochs: 2, batch_size: 32, warmup_epochs: 0.5, data: {train_size: 256, val_size: 128}}

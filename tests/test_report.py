@@ -13,17 +13,11 @@ from ablab.report.tables import build_overview, build_table, to_latex
 from ablab.runner import write_summary
 from ablab.recipe import load_recipe
 
+from .conftest import TINY_BASE
+
 RECIPE = """
 name: fixture_recipe
-base:
-  spec:
-    img_size: 32
-    patch_size: 8
-    num_classes: 10
-    class_token: false
-    pool: avg
-    stages: [{depth: 2, dim: 32, heads: 2}]
-profiles:
+""" + TINY_BASE + """profiles:
   small:
     measure: {batch_sizes: [2], min_time: 0.01}
     train: {epochs: 5}

@@ -7,17 +7,11 @@ from typer.testing import CliRunner
 
 from ablab.cli import app
 
+from .conftest import TINY_BASE
+
 TINY = """
 name: tiny
-base:
-  spec:
-    img_size: 32
-    patch_size: 8
-    num_classes: 10
-    class_token: false
-    pool: avg
-    stages: [{depth: 2, dim: 32, heads: 2}]
-profiles:
+""" + TINY_BASE + """profiles:
   small:
     measure: {batch_sizes: [2], min_time: 0.01}
 steps:
