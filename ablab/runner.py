@@ -266,16 +266,25 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
 def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
     """summary.csv: one row per recipe step, in recipe order, with what its runs wrote so far: measurements,
     training results aggregated over seeds (mean and std of top-1), paper numbers where cited, and a
-    status (missing, measured, done, incomplete with the epoch reached, failed with the reason)."""
+    status (missing, measured, done, incomplete with the epoch reached, failed with the reason).
+
+    What no run directory on disk speaks for is kept from the previous summary.csv: a fresh clone holds the
+    committed summaries but no run data, and measuring or running some steps there must not erase the rest."""
     paper_cols = sorted({f"paper_{k}" for s in recipe.steps for k in s.paper})
+    path = summary_path(recipe, profile, results)
+    previous = _previous_rows(path)
     rows, top1_by_step = [], {}
     for step in recipe.steps:
-        path = step_dir(results, recipe, profile, step.id) / "metrics.json"
-        if path.is_file():
-            m = read_json(path)
+        out, before = step_dir(results, recipe, profile, step.id), previous.get(step.id, {})
+        if (out / "metrics.json").is_file():
+            m = read_json(out / "metrics.json")
             row = {c: m.get(c, "") for c in SUMMARY_COLUMNS + list(DESIGN_COLUMNS)}
             row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
-            row.update(_seed_summary(path.parent))
+            row.update(_seed_summary(out))
+            if row["status"] == "measured" and before.get("status") not in (None, "missing", "measured"):
+                row.update({c: before.get(c, "") for c in TRAIN_COLUMNS + PRETRAIN_COLUMNS})  # trained elsewhere
+        elif before and not out.is_dir():
+            row = before
         else:
             row = {"step": step.id, "label": step.label, "parent": step.parent or "",
                    "transform": step.transform or "", "status": "missing"}
@@ -289,12 +298,25 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
     pretrain_cols = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + TRAIN_COLUMNS + pretrain_cols + list(DESIGN_COLUMNS)
-                            + paper_cols, restval="")
+                            + paper_cols, restval="", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    path = summary_path(recipe, profile, results)
     write_text_atomic(path, buf.getvalue())
     return path
+
+
+def _previous_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of an existing summary.csv by step (top-1 as a number, for the change against the parent)."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = {row["step"]: row for row in csv.DictReader(f)}
+    for row in rows.values():
+        try:
+            row["top1"] = float(row["top1"])
+        except (KeyError, ValueError):
+            pass
+    return rows
 
 
 def _seed_summary(step_path: Path) -> dict[str, Any]:

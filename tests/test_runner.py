@@ -61,6 +61,31 @@ def test_rerun_skips_unchanged_and_force_remeasures(write_recipe, tmp_path):
     assert partial.output.count("unchanged, skipped") == 1  # o; a and b changed
 
 
+def test_a_fresh_clone_keeps_committed_summary_rows_no_run_data_speaks_for(write_recipe, tmp_path):
+    recipe, results, clone = write_recipe(TINY), tmp_path / "results", tmp_path / "clone"
+    invoke("run", recipe, "--measure-only", "--results", results)
+    summary = results / "tiny/small/summary.csv"
+    with summary.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row, top1, d_top1 in zip(rows, ("55.0", "50.0", "52.0"), ("", "-5.0", "2.0")):  # trained elsewhere
+        row.update(top1=top1, top1_std="0.0", top5="99.0", d_top1=d_top1, train_hours="0.1", seeds="0", status="done")
+    committed = clone / "tiny/small/summary.csv"
+    committed.parent.mkdir(parents=True)
+    with committed.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = committed.read_text()
+    assert invoke("status", recipe, "--results", clone).exit_code == 0
+    assert committed.read_text() == before  # nothing on disk contradicts it
+    assert invoke("run", recipe, "--measure-only", "--steps", "a", "--results", clone).exit_code == 0
+    with committed.open(newline="") as f:
+        after = {row["step"]: row for row in csv.DictReader(f)}
+    assert [after[s]["status"] for s in "oab"] == ["done"] * 3
+    assert after["a"]["top1"] == "50.0" and after["a"]["d_top1"] == "-5.0"  # re-measured, training kept
+    assert after["o"]["throughput"] == rows[0]["throughput"] and after["b"]["top1"] == "52.0"
+
+
 def test_report_writes_tables(write_recipe, tmp_path):
     recipe, results = write_recipe(TINY), tmp_path / "results"
     invoke("run", recipe, "--measure-only", "--results", results)
