@@ -247,17 +247,22 @@ def _status_lines(r: Recipe, profile: str, results: Path, seeds: tuple[int, ...]
     when it had one) and a count of runs per state."""
     from collections import Counter
 
-    from .runner import step_dir
+    from .runner import previous_rows, step_dir, summary_path
     from .runstate import SUBMITTED_FILE, run_state
 
-    rows = []
+    rows, recorded = [], previous_rows(summary_path(r, profile, results))
     for step in r.steps:
         out = step_dir(results, r, profile, step.id)
         found = {int(d.name.removeprefix("seed")) for d in out.glob("seed*") if d.name[4:].isdigit()}
         if (out / SUBMITTED_FILE).is_file():
             rows.append((step.id, "-", run_state(out)))
         rows += [(step.id, str(seed), run_state(out / f"seed{seed}")) for seed in sorted(found | set(seeds))]
-    table = [("step", "seed", "state", "detail")] + [(sid, seed, s.state, s.detail) for sid, seed, s in rows]
+    # a step with no run data here (a fresh clone) may still have a row in the committed summary.csv
+    noted = {sid: f"summary.csv: {recorded[sid]['status']}" + (f", top-1 {recorded[sid]['top1']}" if
+             recorded[sid].get("top1") not in (None, "") else "") for sid in recorded
+             if not step_dir(results, r, profile, sid).is_dir() and recorded[sid].get("status") not in ("", "missing")}
+    table = [("step", "seed", "state", "detail")] + [
+        (sid, seed, s.state, s.detail or noted.get(sid, "")) for sid, seed, s in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in table]
     counts = Counter(s.state for _, _, s in rows)

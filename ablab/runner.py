@@ -272,7 +272,7 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
     committed summaries but no run data, and measuring or running some steps there must not erase the rest."""
     paper_cols = sorted({f"paper_{k}" for s in recipe.steps for k in s.paper})
     path = summary_path(recipe, profile, results)
-    previous = _previous_rows(path)
+    previous = previous_rows(path)
     rows, top1_by_step = [], {}
     for step in recipe.steps:
         out, before = step_dir(results, recipe, profile, step.id), previous.get(step.id, {})
@@ -305,7 +305,7 @@ def write_summary(recipe: Recipe, profile: str, results: Path) -> Path:
     return path
 
 
-def _previous_rows(path: Path) -> dict[str, dict[str, Any]]:
+def previous_rows(path: Path) -> dict[str, dict[str, Any]]:
     """The rows of an existing summary.csv by step (top-1 as a number, for the change against the parent)."""
     if not path.is_file():
         return {}

@@ -76,7 +76,8 @@ def test_a_fresh_clone_keeps_committed_summary_rows_no_run_data_speaks_for(write
         writer.writeheader()
         writer.writerows(rows)
     before = committed.read_text()
-    assert invoke("status", recipe, "--results", clone).exit_code == 0
+    status = invoke("status", recipe, "--results", clone)
+    assert status.exit_code == 0 and "not started  summary.csv: done, top-1 55.0" in status.output
     assert committed.read_text() == before  # nothing on disk contradicts it
     assert invoke("run", recipe, "--measure-only", "--steps", "a", "--results", clone).exit_code == 0
     with committed.open(newline="") as f:
