@@ -231,7 +231,8 @@ def status(
     results: Path = RESULTS,
 ) -> None:
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
-    running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv to match."""
+    running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv, keeping
+    the committed rows of steps that have no run data here."""
     from .runner import write_summary
 
     r = _load(recipe)

@@ -14,6 +14,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 TIMEOUT = datetime.timedelta(hours=1)  # rank 0 measures a step (params, FLOPs, throughput) while the others wait
 
@@ -73,6 +74,20 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     total = x.clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total
+
+
+def wrap(model: torch.nn.Module, device: torch.device, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """`model` under DistributedDataParallel (gradients averaged over the processes); itself in a world of one."""
+    if world_size() == 1:
+        return model
+    return DistributedDataParallel(model, device_ids=[local_rank()] if device.type == "cuda" else None,
+                                   find_unused_parameters=find_unused_parameters)
+
+
+def batch_share(global_batch: int, rank: int, world: int) -> slice:
+    """Process `rank`'s part of every global batch (and of anything drawn per global batch, like masks)."""
+    per_rank = split_batch(global_batch, world)
+    return slice(rank * per_rank, (rank + 1) * per_rank)
 
 
 def split_batch(global_batch: int, world: int, what: str = "batch_size") -> int:

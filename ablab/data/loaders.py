@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..dist import split_batch
+from ..dist import batch_share
 from ..train.config import DataConfig, TrainConfig
 from .synthetic import NUM_CLASSES, make_shapetex
 
@@ -64,8 +64,7 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
     train.batch_size images and its slice of the validation set (all of both in a world of one).
     DataError names a missing or malformed path; WorldSizeError a global batch the processes cannot share."""
     cfg, batch = train.data, train.batch_size
-    per_rank = split_batch(batch, world)
-    mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this process's part of each global batch
+    mine = batch_share(batch, rank, world)  # this process's part of each global batch
     if cfg.name == "shapetex":
         xt, yt, xv, yv = _shapetex(cfg, img_size)
 

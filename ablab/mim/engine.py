@@ -25,7 +25,6 @@ from typing import Any, Optional
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from .. import dist
 from ..data.loaders import build_data
@@ -34,7 +33,7 @@ from ..measure.memory import PeakMemory
 from ..spec import ArchSpec
 from ..train.config import DataConfig, TrainConfig
 from ..train.engine import Diverged, Progress, epoch_seed, param_groups, seed_everything
-from ..train.schedule import lr_at
+from ..train.schedule import lr_at, set_lr
 from .config import PretrainConfig
 from .masking import random_mask
 
@@ -102,13 +101,11 @@ def pretrain(
     seed_everything(seed)
     model = build_pretrainer(spec, cfg).to(dev)
     data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed, rank, world)
-    per_rank = cfg.batch_size // world
-    mine = slice(rank * per_rank, (rank + 1) * per_rank)  # this process's part of each global batch and its masks
+    mine = dist.batch_share(cfg.batch_size, rank, world)  # this process's part of each global batch and its masks
     units = (spec.img_size // model.unit) ** 2
     batchwise = cfg.batchwise or cfg.method == "greenmim"
     unused_head = any(name.startswith("encoder.head.") for name, _ in model.named_parameters())  # MAE, GreenMIM
-    net = model if world == 1 else DistributedDataParallel(
-        model, device_ids=[dist.local_rank()] if dev.type == "cuda" else None, find_unused_parameters=unused_head)
+    net = dist.wrap(model, dev, find_unused_parameters=unused_head)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     steps_per_epoch = data.train_size // cfg.batch_size
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
@@ -127,8 +124,7 @@ def pretrain(
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
         for i, (x, _) in enumerate(data.train(epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, warmup, cfg.lr, cfg.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
+            set_lr(optimizer, lr)
             x = x.to(dev, non_blocking=True)
             mask = random_mask(cfg.batch_size, units, cfg.mask_ratio, masks, batchwise=batchwise, device=dev)[mine]
             loss = net(x, mask)
@@ -163,6 +159,6 @@ def pretrain(
         "pretrain_epoch_seconds": round(statistics.fmean(r["epoch_seconds"] for r in rows), 2),
         "pretrain_peak_mb": max(r["peak_mb"] for r in rows), "pretrain_peak_kind": rows[-1]["peak_kind"],
         "pretrain_images_per_s": rows[-1]["images_per_s"], "pretrain_world_size": world,
-        "pretrain_batch_per_rank": per_rank,
+        "pretrain_batch_per_rank": mine.stop - mine.start,
     }
 

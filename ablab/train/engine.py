@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from .. import dist
 from ..build import build
@@ -35,7 +34,7 @@ from ..data.loaders import Data, build_data
 from ..io import save_torch_atomic, write_csv_atomic
 from ..spec import ArchSpec
 from .config import TrainConfig
-from .schedule import lr_at
+from .schedule import lr_at, set_lr
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "val_top1", "val_top5", "images_per_s", "epoch_seconds"]
 RANK_STRIDE = 2_654_435_761  # odd, so the ranks' seeds stay distinct modulo 2**32 (numpy's seed range)
@@ -162,8 +161,7 @@ def train(
     data = data or build_data(cfg, spec.img_size, seed, rank, world)
     if data.num_classes != spec.num_classes:
         raise ValueError(f"the dataset has {data.num_classes} classes but the model predicts {spec.num_classes}")
-    net = model if world == 1 else DistributedDataParallel(
-        model, device_ids=[dist.local_rank()] if dev.type == "cuda" else None)
+    net = dist.wrap(model, dev)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.layer_decay), lr=cfg.lr)
     ema = None
     if cfg.ema:
@@ -197,8 +195,7 @@ def train(
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
         for i, (x, y) in enumerate(data.train(epoch)):
             lr = lr_at(epoch * steps_per_epoch + i, total, warmup, cfg.lr, cfg.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
+            set_lr(optimizer, lr)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             if mixup is not None:
                 x, target = mixup(x, y)

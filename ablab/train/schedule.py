@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 
 def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
     """Learning rate at optimiser step `step` of `total` (warm-up over the first `warmup` steps)."""
@@ -11,3 +13,9 @@ def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's rate: `lr` times the group's `lr_scale` (layer-wise decay)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"]
