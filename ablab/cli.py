@@ -1,4 +1,5 @@
-"""The `ablab` command line: transforms, validate, show, run, status, report, bench."""
+"""The `ablab` command line: transforms, validate, show, run, status, report, bench. It parses arguments and
+prints; the work is done below it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any, Literal, Optional
 
 import typer
 
-from .cluster import ClusterConfig
-from .describe import describe, describe_diff
+from .arch.describe import describe, describe_diff
 from .recipe import Recipe, RecipeError, load_recipe
+from .settings import ClusterConfig
+from .store.paths import Store
 from .transforms import TRANSFORMS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -33,7 +35,7 @@ def _load(path: Path) -> Recipe:
 
 
 def _profile(recipe: Recipe, profile: Optional[str]) -> str:
-    from .runner import default_profile
+    from .run.runner import default_profile
 
     if profile is None:
         return default_profile(recipe)
@@ -138,18 +140,12 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import dataclasses
     import sys
 
-    from .data.loaders import DataError, build_data
-    from .dist import WorldSizeError, is_main, split_batch, world_size
-    from .measure.throughput import MeasureError, resolve_setting
-    from .progress import RunProgress
-    from .runner import run_recipe
+    from .dist import is_main, world_size
+    from .run.preflight import PreflightError, preflight
+    from .run.progress import RunProgress
+    from .run.runner import run_recipe
 
     profile = _profile(r, profile)
-    try:  # a measurement this machine cannot make stops the run before any work (jobs measure on their nodes)
-        if overrides is None:
-            resolve_setting(r.profiles[profile].measure)
-    except MeasureError as e:
-        _fail([f"error: {r.path}: profile '{profile}': {e}"])
     chosen = [s.strip() for s in steps.split(",")] if steps else None
     unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]
     if unknown:
@@ -162,23 +158,18 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     if cluster is not None and cluster.problems():
         _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
     world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
-    if not measure_only:
-        first = (chosen or [r.steps[0].id])[0]
-        try:  # fail on a missing or malformed dataset, or a batch the processes cannot share, before any work
-            for step_id in chosen or [s.id for s in r.steps]:
-                cfg = r.train_config(step_id, profile, data_root)
-                split_batch(cfg.batch_size, world, f"step {step_id}: batch_size")
-                if cfg.pretrain is not None:
-                    split_batch(cfg.pretrain.batch_size, world, f"step {step_id}: pretrain batch_size")
-            build_data(r.train_config(first, profile, data_root), r.spec(first, profile).img_size, 0)
-        except (DataError, WorldSizeError) as e:
-            _fail([f"error: {r.path}: profile '{profile}': {e}"])
+    try:  # jobs measure on their own nodes, so only a local run checks this machine's measurement
+        preflight(r, profile, chosen or [s.id for s in r.steps], data_root, world, train=not measure_only,
+                  measure_here=cluster is None)
+    except PreflightError as e:
+        _fail([f"error: {e}"])
+    store = Store(results)
     if cluster is not None:
-        if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, results, cluster, wait):
+        if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, store, cluster, wait):
             return  # jobs are out; the analysis below needs their runs
     else:
         try:
-            summary = run_recipe(r, profile, results, chosen, force, log=typer.echo, measure_only=measure_only,
+            summary = run_recipe(r, profile, store, chosen, force, log=typer.echo, train_steps=not measure_only,
                                  seeds=seed_list, data_root=data_root,
                                  progress=RunProgress(enabled=sys.stdout.isatty()))
         except KeyboardInterrupt:
@@ -195,22 +186,23 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         from .analysis.attention_variance import StudyError, run_attention_variance
 
         try:
-            run_attention_variance(r, profile, results, force, data_root, log=typer.echo)
+            run_attention_variance(r, profile, store, force, data_root, log=typer.echo)
         except StudyError as e:
             typer.echo(f"attention variance: not computed: {e}")
 
 
 def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[int, ...], measure_only: bool,
-            data_root: Optional[str], force: bool, results: Path, cfg: ClusterConfig, wait: bool) -> bool:
+            data_root: Optional[str], force: bool, store: Store, cfg: ClusterConfig, wait: bool) -> bool:
     """Submit the runs still to do as submitit jobs asking for `cfg`; returns whether every run has ended
     (nothing was submitted, or --wait waited for the jobs)."""
-    from .executors import plan, submit
-    from .executors import wait as wait_for
-    from .runner import write_summary
+    from .run.executors import plan, submit
+    from .run.executors import wait as wait_for
+    from .run.status import status_table
+    from .store.summary import write_summary
 
-    work = plan(r, profile, results, chosen, seeds, measure_only, force, data_root, typer.echo)
+    work = plan(r, profile, store, chosen, seeds, measure_only, force, data_root, typer.echo)
     if work:
-        submission = submit(r, profile, results, work, cfg, force, typer.echo)
+        submission = submit(r, profile, store, work, cfg, force, typer.echo)
         typer.echo(f"submitted {len(work)} job(s) to {cfg.cluster}; their logs: {submission.folder}")
         if not wait:
             typer.echo(f"`ablab status {r.path} --profile {profile}` shows where each run stands")
@@ -218,9 +210,9 @@ def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[i
         wait_for(submission, typer.echo)
     else:
         typer.echo("nothing to submit")
-    for line in _status_lines(r, profile, results, seeds):
+    for line in status_table(r, profile, store, seeds):
         typer.echo(line)
-    typer.echo(f"wrote {write_summary(r, profile, results)}")
+    typer.echo(f"wrote {write_summary(r, profile, store)}")
     return True
 
 
@@ -233,41 +225,16 @@ def status(
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
     running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv, keeping
     the committed rows of steps that have no run data here."""
-    from .runner import write_summary
+    from .run.status import status_table
+    from .store.summary import write_summary
 
     r = _load(recipe)
     profile = _profile(r, profile)
-    for line in _status_lines(r, profile, results, r.profiles[profile].seeds or (0,)):
+    store = Store(results)
+    for line in status_table(r, profile, store, r.profiles[profile].seeds or (0,)):
         typer.echo(line)
-    if (results / r.name / profile).is_dir():
-        typer.echo(f"wrote {write_summary(r, profile, results)}")
-
-
-def _status_lines(r: Recipe, profile: str, results: Path, seeds: tuple[int, ...]) -> list[str]:
-    """A table of every step's runs (the given seeds and any other found on disk; a step's own measurement job
-    when it had one) and a count of runs per state."""
-    from collections import Counter
-
-    from .runner import previous_rows, step_dir, summary_path
-    from .runstate import SUBMITTED_FILE, run_state
-
-    rows, recorded = [], previous_rows(summary_path(r, profile, results))
-    for step in r.steps:
-        out = step_dir(results, r, profile, step.id)
-        found = {int(d.name.removeprefix("seed")) for d in out.glob("seed*") if d.name[4:].isdigit()}
-        if (out / SUBMITTED_FILE).is_file():
-            rows.append((step.id, "-", run_state(out)))
-        rows += [(step.id, str(seed), run_state(out / f"seed{seed}")) for seed in sorted(found | set(seeds))]
-    # a step with no run data here (a fresh clone) may still have a row in the committed summary.csv
-    noted = {sid: f"summary.csv: {recorded[sid]['status']}" + (f", top-1 {recorded[sid]['top1']}" if
-             recorded[sid].get("top1") not in (None, "") else "") for sid in recorded
-             if not step_dir(results, r, profile, sid).is_dir() and recorded[sid].get("status") not in ("", "missing")}
-    table = [("step", "seed", "state", "detail")] + [
-        (sid, seed, s.state, s.detail or noted.get(sid, "")) for sid, seed, s in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in table]
-    counts = Counter(s.state for _, _, s in rows)
-    return lines + [", ".join(f"{n} {state}" for state, n in counts.items())]
+    if store.profile_dir(r.name, profile).is_dir():
+        typer.echo(f"wrote {write_summary(r, profile, store)}")
 
 
 @app.command()
@@ -280,12 +247,12 @@ def report(
     from .report.regenerate import ReportError, regenerate
 
     if path.suffix in (".yaml", ".yml"):  # the recipe is known: rebuild its summaries from the run directories first
-        from .runner import write_summary
+        from .store.summary import write_summary
 
-        r = _load(path)
+        r, store = _load(path), Store(results)
         path = results / r.name
-        for profile in [p for p in r.profiles if (path / p).is_dir()]:
-            write_summary(r, profile, results)
+        for profile in [p for p in r.profiles if store.profile_dir(r.name, p).is_dir()]:
+            write_summary(r, profile, store)
     try:
         for line in regenerate(path):
             typer.echo(line)
@@ -301,12 +268,13 @@ def bench(
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Throughput of our presets against timm's models of the same architecture, side by side, as a ratio."""
-    from .bench import bench_against_timm
-    from .presets import TIMM_EQUIVALENT
+    from .arch.presets import timm_twins
+    from .measure.versus_timm import bench_against_timm
 
+    twins = timm_twins()
     for name in presets or ["vit_b16", "swin_b"]:
-        if name not in TIMM_EQUIVALENT:
-            _fail([f"error: preset '{name}' has no timm twin; choose from {', '.join(sorted(TIMM_EQUIVALENT))}"])
+        if name not in twins:
+            _fail([f"error: preset '{name}' has no timm twin; choose from {', '.join(sorted(twins))}"])
         r = bench_against_timm(name, batch_size, rounds, device)
         typer.echo(f"{name:10s} ours {r.ours:8.2f} im/s   timm {r.timm_model} {r.timm:8.2f} im/s   "
                    f"ratio {r.ratio:.3f}   params equal: {r.params_equal}   (batch {batch_size}, {device})")

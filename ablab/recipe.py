@@ -1,30 +1,27 @@
-"""Recipe: YAML -> validated transition study. Every error names the file, line and field.
+"""Recipe: YAML -> validated transition study. Every error names the file, line and field, all of them at once.
 
-A recipe names a base architecture and ordered steps; each step applies one
-registered transform to its parent (the previous step, or the one named by
-`from:`), or restarts from a `base:` of its own. All transforms are applied
-and every profile's specs are checked at load time, before any work starts.
+A recipe names a base architecture and ordered steps; each step applies one registered transform to its parent
+(the previous step, or the one named by `from:`), or restarts from a `base:` of its own. Every transform is
+applied and every profile's specs are checked at load time, before any work starts. Recipes are data: the YAML
+is safe-loaded and nothing in it is imported or evaluated. No torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, get_args, get_type_hints
+from typing import Any, Optional
 
-from .cluster import ClusterConfig
-from .presets import PRESETS, preset
-from .profile import Measure, Profile, Scale, apply_profile
-from .spec import ArchSpec, SpecError, coerce, effective_window
-from .data.loaders import data_num_classes
-from .mim.config import PretrainConfig
-from .mim.masking import MaskError, units_per_side, visible_count
-from .train.config import TrainConfig
+from .arch.presets import PRESETS, preset_spec
+from .arch.shrink import shrink
+from .arch.spec import ArchSpec, SpecError, check
+from .schema import Problems, SchemaError, did_you_mean, load
+from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig, units_per_side,
+                       visible_count)
 from .transforms import TRANSFORMS, PreconditionError
-from .yamlsrc import Key, Source, SourceError, load_source
+from .yamlsrc import Key, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster")
@@ -34,7 +31,7 @@ ANALYSIS_KEYS = ("attention_variance",)
 ATTENTION_VARIANCE_KEYS = ("steps", "seeds", "images")
 
 
-class RecipeError(SourceError):
+class RecipeError(SchemaError):
     """A recipe that cannot run; `errors` lists 'file:line: field: message' lines."""
 
 
@@ -47,8 +44,9 @@ class Step:
     parent: Optional[str]
     paper: dict[str, float]
     note: str = ""
-    train: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's training settings
-    # (`pretrain` holds only the fields the step sets, over the profile's pre-training, or None to turn it off)
+    # overrides of the profile's training settings; `pretrain` holds only the fields the step sets, over the
+    # profile's pre-training, or None to turn it off
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,8 @@ class Recipe:
 
     def spec(self, step_id: str, profile: str) -> ArchSpec:
         """The spec of `step_id` at `profile`'s scale."""
-        return apply_profile(self.specs[step_id], self.profiles[profile])
+        prof = self.profiles[profile]
+        return shrink(self.specs[step_id], prof.scale, prof.num_classes)
 
     def train_config(self, step_id: str, profile: str, data_root: Optional[str] = None) -> TrainConfig:
         """The profile's training settings with the step's overrides (and a data root from the CLI)."""
@@ -101,235 +100,202 @@ def step_train_config(profile_train: TrainConfig, overrides: dict[str, Any]) -> 
     return dataclasses.replace(profile_train, **overrides)
 
 
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{hint}allowed: {', '.join(choices)}"
-
-
-class _Checker:
-    """Collects every error of one recipe with its location."""
-
-    def __init__(self, src: Source) -> None:
-        self.src = src
-        self.errors: list[str] = []
-
-    def error(self, key: Key, message: str) -> None:
-        self.errors.append(f"{self.src.where(key)}: {message}")
-
-    def keys(self, value: dict, key: Key, allowed: tuple[str, ...]) -> None:
-        for k in value:
-            if k not in allowed:
-                self.error(key + (k,), f"unknown field '{k}'; {did_you_mean(k, allowed)}")
-
-    def typed(self, value: Any, hint: Any, key: Key) -> Any:
-        try:
-            return coerce(value, hint, "")
-        except SpecError as e:
-            self.error(key, str(e).split(": ", 1)[1])
-            return None
-
-
 def load_recipe(path: str | Path) -> Recipe:
     """Parse and validate a recipe; raises RecipeError listing every problem found."""
     try:
         src = load_source(path)
     except SourceError as e:
         raise RecipeError(e.errors) from None
-    c = _Checker(src)
+    p = Problems(src)
     data = src.data
     if not isinstance(data, dict):
         raise RecipeError([f"{src.path}:1: a recipe is a mapping with {', '.join(TOP_KEYS)}"])
-    c.keys(data, (), TOP_KEYS)
+    _known(p, data, (), TOP_KEYS)
     name = data.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        c.error(("name",), f"a name of letters, digits, '_', '-' or '.' is required, got {name!r}")
-    base = _base(c, data.get("base"), ("base",)) if "base" in data else None
-    profiles = _profiles(c, data.get("profiles"), ("profiles",))
-    steps = _steps(c, data.get("steps"), base)
-    study = _analysis(c, data["analysis"], [s.id for s, _ in steps]) if "analysis" in data else None
-    cluster = _dataclass_from(c, ClusterConfig, data.get("cluster") or {}, ("cluster",)) or ClusterConfig()
-    specs = _resolve(c, steps, base) if not c.errors else {}
-    if not c.errors:
-        _check_profiles(c, specs, profiles)
-    if not c.errors:
-        _check_pretraining(c, [s for s, _ in steps], specs, profiles)
-    if study is not None and not c.errors:
-        _check_study(c, study, specs, profiles)
-    if c.errors:
-        raise RecipeError(c.errors)
+        p.add(("name",), f"a name of letters, digits, '_', '-' or '.' is required, got {name!r}")
+    base = _base(p, data["base"], ("base",)) if "base" in data else None
+    profiles = _profiles(p, data.get("profiles"))
+    steps, broken = _steps(p, data.get("steps"), "base" in data)
+    study = _analysis(p, data["analysis"], [s.id for s, _ in steps]) if "analysis" in data else None
+    cluster = _load(p, ClusterConfig, data.get("cluster") or {}, ("cluster",)) or ClusterConfig()
+    specs = _resolve(p, steps, base, broken)
+    settings_ok = not len(p)
+    _check_profiles(p, specs, profiles)
+    if settings_ok:
+        _check_pretraining(p, [s for s, _ in steps], specs, profiles)
+    if study is not None and all(sid in specs for sid in study.steps):
+        _check_study(p, study, specs, profiles)
+    p.raise_if_any(RecipeError)
     return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
                   src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster)
 
 
-def _base(c: _Checker, value: Any, key: Key) -> Optional[ArchSpec]:
+def _known(p: Problems, value: dict, key: Key, allowed: tuple[str, ...]) -> None:
+    """An error for every key of `value` not in `allowed`."""
+    for k in value:
+        if k not in allowed:
+            p.add(key + (k,), f"unknown field '{k}'; {did_you_mean(k, allowed)}")
+
+
+def _load(p: Problems, hint: Any, value: Any, key: Key) -> Any:
+    """`schema.load`, None when anything was wrong."""
+    before = len(p)
+    out = load(hint, value, key, p)
+    return out if len(p) == before else None
+
+
+def _base(p: Problems, value: Any, key: Key) -> Optional[ArchSpec]:
     """`{preset: NAME, set: {...}}` or `{spec: {...}}` -> ArchSpec."""
     if not isinstance(value, dict) or ("preset" in value) == ("spec" in value):
-        c.error(key, "base needs exactly one of 'preset: NAME' (with optional 'set: {field: value}') or 'spec: {...}'")
+        p.add(key, "base needs exactly one of 'preset: NAME' (with optional 'set: {field: value}') or 'spec: {...}'")
         return None
-    c.keys(value, key, ("preset", "set", "spec"))
+    _known(p, value, key, ("preset", "set", "spec"))
     if "spec" in value:
-        try:
-            return ArchSpec.from_dict(value["spec"])
-        except SpecError as e:
-            c.error(key + ("spec",), str(e))
-            return None
+        return _load(p, ArchSpec, value["spec"], key + ("spec",))
     name = value["preset"]
     if name not in PRESETS:
-        c.error(key + ("preset",), f"unknown preset '{name}'; {did_you_mean(name, sorted(PRESETS))}")
+        p.add(key + ("preset",), f"unknown preset '{name}'; {did_you_mean(name, sorted(PRESETS))}")
         return None
-    spec = preset(name)
+    spec = preset_spec(name)
     if "set" in value:
         try:
             spec = TRANSFORMS["set_fields"](spec, fields=value["set"] or {})
         except (PreconditionError, SpecError) as e:
-            c.error(key + ("set",), str(e))
+            p.add(key + ("set",), str(e))
             return None
     return spec
 
 
-def _profiles(c: _Checker, value: Any, key: Key) -> dict[str, Profile]:
+def _profiles(p: Problems, value: Any) -> dict[str, Profile]:
+    """Every well-formed profile; a broken one is reported and left out."""
+    key: Key = ("profiles",)
     if not isinstance(value, dict) or not value:
-        c.error(key, "profiles: a mapping of at least one profile (e.g. paper: {}, cpu: {scale: ...}) is required")
+        p.add(key, "profiles: a mapping of at least one profile (e.g. paper: {}, cpu: {scale: ...}) is required")
         return {}
     out = {}
     for name, body in value.items():
-        k = key + (name,)
-        body = body or {}
+        k, body, before = key + (name,), body or {}, len(p)
         if not isinstance(body, dict):
-            c.error(k, "a profile is a mapping with scale, num_classes, measure")
+            p.add(k, "a profile is a mapping with scale, num_classes, measure")
             continue
-        c.keys(body, k, PROFILE_KEYS)
-        scale = _dataclass_from(c, Scale, body["scale"], k + ("scale",)) if "scale" in body else None
-        measure = _dataclass_from(c, Measure, body.get("measure") or {}, k + ("measure",)) or Measure()
-        train = _dataclass_from(c, TrainConfig, body.get("train") or {}, k + ("train",)) or TrainConfig()
-        classes = c.typed(body["num_classes"], int, k + ("num_classes",)) if "num_classes" in body else None
-        known = data_num_classes(train.data)
+        _known(p, body, k, PROFILE_KEYS)
+        scale = _load(p, Scale, body["scale"], k + ("scale",)) if "scale" in body else None
+        measure = _load(p, Measure, body.get("measure") or {}, k + ("measure",))
+        train = _load(p, TrainConfig, body.get("train") or {}, k + ("train",))
+        classes = _load(p, int, body["num_classes"], k + ("num_classes",)) if "num_classes" in body else None
+        known = train.data.num_classes if train is not None else None
         if classes is not None and known is not None and classes != known:
-            c.error(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
-        seeds = _seeds(c, body["seeds"], k + ("seeds",), 1) if "seeds" in body else ()
-        out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds)
+            p.add(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
+        seeds = _seeds(p, body["seeds"], k + ("seeds",), 1) if "seeds" in body else ()
+        if len(p) == before:
+            out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds)
     return out
 
 
-def _dataclass_from(c: _Checker, cls: type, value: Any, key: Key) -> Any:
-    if not isinstance(value, dict):
-        c.error(key, f"a mapping with {', '.join(cls.__dataclass_fields__)} is required")
-        return None
-    c.keys(value, key, tuple(cls.__dataclass_fields__))
-    hints = get_type_hints(cls)
-    kwargs, errors_before = {}, len(c.errors)
-    for n, v in value.items():
-        if n not in hints:
-            continue
-        inner = _optional_dataclass(hints[n])
-        if dataclasses.is_dataclass(hints[n]):
-            kwargs[n] = _dataclass_from(c, hints[n], v or {}, key + (n,))
-        elif inner is not None:
-            kwargs[n] = None if v is None else _dataclass_from(c, inner, v, key + (n,))
-        else:
-            kwargs[n] = c.typed(v, hints[n], key + (n,))
-    try:
-        obj = cls(**kwargs)
-    except TypeError as e:
-        c.error(key, str(e))
-        return None
-    if hasattr(obj, "problems") and len(c.errors) == errors_before:  # ranges, once every value has its type
-        for name, message in obj.problems():
-            c.error(key + (name,), message)
-    return obj
+def _seeds(p: Problems, value: Any, key: Key, least: int) -> tuple[int, ...]:
+    """A list of at least `least` distinct integer seeds."""
+    if not isinstance(value, list) or len(value) < least:
+        p.add(key, f"a list of at least {least} integer seed{'s' if least > 1 else ''} is required, got {value!r}")
+        return ()
+    seeds = tuple(_load(p, int, v, key + (i,)) for i, v in enumerate(value))
+    if len(set(seeds)) != len(seeds):
+        p.add(key, f"seeds repeat: {value}")
+    return seeds
 
 
-def _optional_dataclass(hint: Any) -> Optional[type]:
-    """X for a hint Optional[X] where X is a dataclass: a settings block that may be left out or null."""
-    args = get_args(hint)
-    inner = [a for a in args if a is not type(None)]
-    return inner[0] if type(None) in args and len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else None
-
-
-def _steps(c: _Checker, value: Any, base: Optional[ArchSpec]) -> list[tuple[Step, Optional[ArchSpec]]]:
+def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Optional[ArchSpec]]], set[str]]:
+    """Every step with its own `base:` (if any), and the ids of steps whose definition has an error."""
     if not isinstance(value, list) or not value:
-        c.error(("steps",), "steps: a non-empty list of steps is required")
-        return []
+        p.add(("steps",), "steps: a non-empty list of steps is required")
+        return [], set()
     out: list[tuple[Step, Optional[ArchSpec]]] = []
-    seen: set[str] = set()
+    broken: set[str] = set()
     for i, body in enumerate(value):
         k: Key = ("steps", i)
         if not isinstance(body, dict):
-            c.error(k, "a step is a mapping with id, label, transform, params, from, base, paper, note")
+            p.add(k, "a step is a mapping with id, label, transform, params, from, base, paper, note")
             continue
-        c.keys(body, k, STEP_KEYS)
+        before = len(p)
+        _known(p, body, k, STEP_KEYS)
         sid = body.get("id")
         if not isinstance(sid, str) or not sid:
-            c.error(k + ("id",), f"a string id is required (quote ids YAML reads as other types), got {sid!r}")
+            p.add(k + ("id",), f"a string id is required (quote ids YAML reads as other types), got {sid!r}")
             sid = f"#{i}"
-        elif sid in seen:
-            c.error(k + ("id",), f"duplicate step id '{sid}'")
-        seen.add(sid)
-        step_base = _base(c, body["base"], k + ("base",)) if "base" in body else None
-        tname = body.get("transform")
-        params = body.get("params") or {}
+        elif sid in {s.id for s, _ in out}:
+            p.add(k + ("id",), f"duplicate step id '{sid}'")
+        step_base = _base(p, body["base"], k + ("base",)) if "base" in body else None
+        tname, params = body.get("transform"), body.get("params") or {}
         if tname is not None:
             if tname not in TRANSFORMS:
-                c.error(k + ("transform",), f"unknown transform '{tname}'; {did_you_mean(tname, sorted(TRANSFORMS))}")
+                p.add(k + ("transform",), f"unknown transform '{tname}'; {did_you_mean(tname, sorted(TRANSFORMS))}")
             elif not isinstance(params, dict):
-                c.error(k + ("params",), "params is a mapping of parameter: value")
+                p.add(k + ("params",), "params is a mapping of parameter: value")
             else:
-                params = _params(c, tname, params, k + ("params",))
+                params = _params(p, tname, params, k + ("params",))
         elif "params" in body:
-            c.error(k + ("params",), "params without a transform")
+            p.add(k + ("params",), "params without a transform")
         if "from" in body and "base" in body:
-            c.error(k + ("from",), "a step takes either 'from' (a parent step) or 'base', not both")
+            p.add(k + ("from",), "a step takes either 'from' (a parent step) or 'base', not both")
         parent = body.get("from")
         if parent is None and "base" not in body and out:
             parent = out[-1][0].id
         if tname is None and parent is not None and "from" not in body:  # `from: X` alone: X's model, trained anew
-            c.error(k, "a step after the first needs a transform (or a 'base:' to restart from, or a 'from:' "
-                       "to repeat that step's model)")
-        if tname is None and parent is None and "base" not in body and base is None:
-            c.error(k, "the first step has no transform: the recipe needs a top-level 'base'")
+            p.add(k, "a step after the first needs a transform (or a 'base:' to restart from, or a 'from:' to repeat "
+                     "that step's model)")
+        if tname is None and parent is None and "base" not in body and not has_base:
+            p.add(k, "the first step has no transform: the recipe needs a top-level 'base'")
         paper = body.get("paper") or {}
         if not isinstance(paper, dict):
-            c.error(k + ("paper",), f"paper is a mapping of {', '.join(PAPER_KEYS)}")
+            p.add(k + ("paper",), f"paper is a mapping of {', '.join(PAPER_KEYS)}")
             paper = {}
-        c.keys(paper, k + ("paper",), PAPER_KEYS)
-        paper = {p: c.typed(v, float, k + ("paper", p)) for p, v in paper.items() if p in PAPER_KEYS}
-        train = body.get("train") or {}
-        if train:
-            checked = _dataclass_from(c, TrainConfig, train, k + ("train",))
-            train = {n: getattr(checked, n) for n in train} if checked is not None else {}
-            if isinstance(train.get("pretrain"), PretrainConfig):  # keep only the fields the step sets
-                train["pretrain"] = {n: getattr(train["pretrain"], n) for n in body["train"]["pretrain"]
-                                     if n in PretrainConfig.__dataclass_fields__}
+        _known(p, paper, k + ("paper",), PAPER_KEYS)
+        paper = {name: _load(p, float, v, k + ("paper", name)) for name, v in paper.items() if name in PAPER_KEYS}
+        train = _step_train(p, body.get("train") or {}, k + ("train",))
+        if len(p) > before:
+            broken.add(sid)
         step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")), train)
         out.append((step, step_base))
-    return out
+    return out, broken
 
 
-def _params(c: _Checker, tname: str, given: dict, key: Key) -> dict[str, Any]:
+def _step_train(p: Problems, value: Any, key: Key) -> dict[str, Any]:
+    """A step's overrides of the profile's training settings: only the fields it sets (pre-training likewise)."""
+    if not value:
+        return {}
+    checked = _load(p, TrainConfig, value, key)
+    if checked is None:
+        return {}
+    train = {n: getattr(checked, n) for n in value}
+    if isinstance(train.get("pretrain"), PretrainConfig):
+        train["pretrain"] = {n: getattr(train["pretrain"], n) for n in value["pretrain"]}
+    return train
+
+
+def _params(p: Problems, tname: str, given: dict, key: Key) -> dict[str, Any]:
     t = TRANSFORMS[tname]
-    names = tuple(p.name for p in t.params)
+    names = tuple(param.name for param in t.params)
     out = {}
     for name, value in given.items():
         if name not in names:
-            c.error(key + (name,), f"unknown parameter '{name}' of transform '{tname}'; {did_you_mean(name, names)}")
+            p.add(key + (name,), f"unknown parameter '{name}' of transform '{tname}'; {did_you_mean(name, names)}")
             continue
-        hint = next(p.hint for p in t.params if p.name == name)
-        out[name] = c.typed(value, hint, key + (name,))
-    for p in t.params:
-        if p.required and p.name not in given:
-            c.error(key, f"transform '{tname}' needs parameter '{p.name}' ({p.describe()})")
+        hint = next(param.hint for param in t.params if param.name == name)
+        out[name] = _load(p, hint, value, key + (name,))
+    for param in t.params:
+        if param.required and param.name not in given:
+            p.add(key, f"transform '{tname}' needs parameter '{param.name}' ({param.describe()})")
     return out
 
 
-def _resolve(c: _Checker, steps: list[tuple[Step, Optional[ArchSpec]]], base: Optional[ArchSpec]) -> dict[str, ArchSpec]:
-    """Apply every step's transform to its parent's spec, in dependency order; report cycles and dangling `from`."""
-    index = {s.id: i for i, (s, _) in enumerate(steps)}
+def _resolve(p: Problems, steps: list[tuple[Step, Optional[ArchSpec]]], base: Optional[ArchSpec],
+             broken: set[str]) -> dict[str, ArchSpec]:
+    """Apply every step's transform to its parent's spec, in dependency order; report cycles, dangling `from`,
+    and transforms that do not fit. A step whose definition or parent is broken is
+    left out (its own errors are already reported)."""
+    index: dict[str, int] = {}
     for i, (s, _) in enumerate(steps):
-        if s.parent is not None and s.parent not in index:
-            c.error(("steps", i, "from"), f"'from: {s.parent}' names no step; {did_you_mean(s.parent, list(index))}")
-    if c.errors:
-        return {}
+        index.setdefault(s.id, i)  # a repeated id is reported where it repeats; its first step is the one resolved
     specs: dict[str, ArchSpec] = {}
     state: dict[str, str] = {}
 
@@ -340,44 +306,52 @@ def _resolve(c: _Checker, steps: list[tuple[Step, Optional[ArchSpec]]], base: Op
             return specs.get(sid)
         if state.get(sid) == "active":
             cycle = " -> ".join(chain[chain.index(sid):] + [sid])
-            c.error(("steps", i, "from"), f"'from' forms a cycle: {cycle}")
+            p.add(("steps", i, "from"), f"'from' forms a cycle: {cycle}")
             return None
         state[sid] = "active"
-        parent_spec = visit(step.parent, chain + [sid]) if step.parent is not None else (step_base or base)
-        spec = None
-        if parent_spec is not None:
-            spec = parent_spec
-            if step.transform is not None:
-                try:
-                    spec = TRANSFORMS[step.transform](parent_spec, **step.params)
-                except (PreconditionError, SpecError) as e:
-                    c.error(("steps", i, "transform"), f"{step.transform}: {e}")
-                    spec = None
+        if step.parent is not None and step.parent not in index:
+            p.add(("steps", i, "from"), f"'from: {step.parent}' names no step; {did_you_mean(step.parent, list(index))}")
+            parent_spec = None
+        elif step.parent is not None:
+            parent_spec = visit(step.parent, chain + [sid])
+        else:
+            parent_spec = step_base or base
+        spec = parent_spec if sid not in broken else None
+        if spec is not None and step.transform is not None:
+            try:
+                spec = TRANSFORMS[step.transform](parent_spec, **step.params)
+                check(spec)
+            except (PreconditionError, SpecError) as e:
+                p.add(("steps", i, "transform"), f"{step.transform}: {e}")
+                spec = None
         state[sid] = "done"
         if spec is not None:
             specs[sid] = spec
         return spec
 
-    for s, _ in steps:
-        visit(s.id, [])
+    for sid in index:
+        visit(sid, [])
     return specs
 
 
-def _check_profiles(c: _Checker, specs: dict[str, ArchSpec], profiles: dict[str, Profile]) -> None:
+def _check_profiles(p: Problems, specs: dict[str, ArchSpec], profiles: dict[str, Profile]) -> None:
     for name, prof in profiles.items():
         for sid, spec in specs.items():
             try:
-                apply_profile(spec, prof)
+                shrink(spec, prof.scale, prof.num_classes)
             except SpecError as e:
-                c.error(("profiles", name), f"step '{sid}' cannot be built at this profile's scale: {e}")
+                p.add(("profiles", name), f"step '{sid}' cannot be built at this profile's scale: "
+                                          f"{'; '.join(e.errors)}")
 
 
-def _check_pretraining(c: _Checker, steps: list[Step], specs: dict[str, ArchSpec],
+def _check_pretraining(p: Problems, steps: list[Step], specs: dict[str, ArchSpec],
                        profiles: dict[str, Profile]) -> None:
     """Every step a profile pre-trains has settings that hold together and a mask unit that tiles its image
     into whole tokens, with at least one unit masked; errors point at the step's field where it sets one."""
     for name, prof in profiles.items():
         for i, step in enumerate(steps):
+            if step.id not in specs:
+                continue
             cfg = step_train_config(prof.train, step.train).pretrain
             if cfg is None:
                 continue
@@ -389,79 +363,67 @@ def _check_pretraining(c: _Checker, steps: list[Step], specs: dict[str, ArchSpec
 
             if own:  # the step's fields over the profile's: check what they make together
                 for field_name, message in cfg.problems():
-                    c.error(where(field_name), f"profile '{name}', step '{step.id}': {message}")
-            spec = apply_profile(specs[step.id], prof)
+                    p.add(where(field_name), f"profile '{name}', step '{step.id}': {message}")
+            spec = shrink(specs[step.id], prof.scale, prof.num_classes)
             try:
                 units = units_per_side(spec.img_size, spec.patch_size, cfg.mask_unit) ** 2
-            except MaskError as e:
-                c.error(where("mask_unit"), f"profile '{name}', step '{step.id}': {e}")
+            except ValueError as e:
+                p.add(where("mask_unit"), f"profile '{name}', step '{step.id}': {e}")
                 continue
             if 0 < cfg.mask_ratio < 1 and visible_count(units, cfg.mask_ratio) == units:
-                c.error(where("mask_ratio"), f"profile '{name}', step '{step.id}': {cfg.mask_ratio} of {units} "
-                                             "mask units masks none")
+                p.add(where("mask_ratio"), f"profile '{name}', step '{step.id}': {cfg.mask_ratio} of {units} mask units "
+                                           "masks none")
 
 
-def _seeds(c: _Checker, value: Any, key: Key, least: int) -> tuple[int, ...]:
-    """A list of at least `least` distinct integer seeds."""
-    if not isinstance(value, list) or len(value) < least:
-        c.error(key, f"a list of at least {least} integer seed{'s' if least > 1 else ''} is required, got {value!r}")
-        return ()
-    seeds = tuple(c.typed(v, int, key + (i,)) for i, v in enumerate(value))
-    if len(set(seeds)) != len(seeds):
-        c.error(key, f"seeds repeat: {value}")
-    return seeds
-
-
-def _analysis(c: _Checker, value: Any, step_ids: list[str]) -> Optional[AttentionVarianceStudy]:
+def _analysis(p: Problems, value: Any, step_ids: list[str]) -> Optional[AttentionVarianceStudy]:
     """`analysis: {attention_variance: {steps: [...], seeds: [...], images: K}}` -> the study, checked."""
     key: Key = ("analysis",)
     if not isinstance(value, dict) or not value:
-        c.error(key, f"analysis is a mapping with {', '.join(ANALYSIS_KEYS)}")
+        p.add(key, f"analysis is a mapping with {', '.join(ANALYSIS_KEYS)}")
         return None
-    c.keys(value, key, ANALYSIS_KEYS)
+    _known(p, value, key, ANALYSIS_KEYS)
     if "attention_variance" not in value:
         return None
     body, key = value["attention_variance"], key + ("attention_variance",)
     if not isinstance(body, dict):
-        c.error(key, f"a mapping with {', '.join(ATTENTION_VARIANCE_KEYS)} is required")
+        p.add(key, f"a mapping with {', '.join(ATTENTION_VARIANCE_KEYS)} is required")
         return None
-    c.keys(body, key, ATTENTION_VARIANCE_KEYS)
+    _known(p, body, key, ATTENTION_VARIANCE_KEYS)
     for name in ATTENTION_VARIANCE_KEYS:
         if name not in body:
-            c.error(key, f"'{name}' is required")
+            p.add(key, f"'{name}' is required")
     steps = body.get("steps")
     if "steps" in body and (not isinstance(steps, list) or not steps):
-        c.error(key + ("steps",), f"a non-empty list of step ids is required, got {steps!r}")
+        p.add(key + ("steps",), f"a non-empty list of step ids is required, got {steps!r}")
     for i, sid in enumerate(steps if isinstance(steps, list) else []):
         if sid not in step_ids:
-            c.error(key + ("steps", i), f"no step '{sid}'; {did_you_mean(sid, step_ids)}")
+            p.add(key + ("steps", i), f"no step '{sid}'; {did_you_mean(sid, step_ids)}")
         elif sid in steps[:i]:
-            c.error(key + ("steps", i), f"step '{sid}' is listed twice")
-    seeds = _seeds(c, body["seeds"], key + ("seeds",), 2) if "seeds" in body else ()
-    images = c.typed(body["images"], int, key + ("images",)) if "images" in body else None
+            p.add(key + ("steps", i), f"step '{sid}' is listed twice")
+    seeds = _seeds(p, body["seeds"], key + ("seeds",), 2) if "seeds" in body else ()
+    images = _load(p, int, body["images"], key + ("images",)) if "images" in body else None
     if images is not None and images < 1:
-        c.error(key + ("images",), f"at least 1 image is required, got {images}")
-    if not isinstance(steps, list) or not seeds or images is None:
+        p.add(key + ("images",), f"at least 1 image is required, got {images}")
+    if not isinstance(steps, list) or not seeds or images is None or any(sid not in step_ids for sid in steps):
         return None
     return AttentionVarianceStudy(tuple(map(str, steps)), seeds, images)
 
 
-def _check_study(c: _Checker, study: AttentionVarianceStudy, specs: dict[str, ArchSpec],
+def _check_study(p: Problems, study: AttentionVarianceStudy, specs: dict[str, ArchSpec],
                  profiles: dict[str, Profile]) -> None:
     """Every studied step has one global attention map per block, all steps see the same images, enough of them."""
     key: Key = ("analysis", "attention_variance")
     for sid in study.steps:
-        for i, (st, grid) in enumerate(zip(specs[sid].stages, specs[sid].grids())):
-            windowed = st.attention == "window" and grid is not None and effective_window(grid, st.window) < grid
-            if st.block == "attention" and (windowed or st.attention == "mask_unit"):
-                c.error(key + ("steps",), f"step '{sid}' stage {i} has {st.attention} attention; the study needs "
-                                          "global attention (one T x T map per image) in every block")
+        for ctx in specs[sid].contexts():
+            if ctx.block.attends and not ctx.attention.one_map(ctx):
+                p.add(key + ("steps",), f"step '{sid}' stage {ctx.index} has {ctx.stage.attention} attention; the "
+                                        "study needs global attention (one T x T map per image) in every block")
     for name, prof in profiles.items():
-        sizes = {sid: apply_profile(specs[sid], prof).img_size for sid in study.steps}
+        sizes = {sid: shrink(specs[sid], prof.scale, prof.num_classes).img_size for sid in study.steps}
         if len(set(sizes.values())) > 1:
-            c.error(key + ("steps",), f"profile '{name}': the steps take different image sizes {sizes}; "
-                                      "the study shows every model the same images")
+            p.add(key + ("steps",), f"profile '{name}': the steps take different image sizes {sizes}; the study "
+                                    "shows every model the same images")
         data = prof.train.data
         if data.name == "shapetex" and study.images > data.val_size:
-            c.error(key + ("images",), f"{study.images} images, but profile '{name}' has a validation split of "
-                                       f"{data.val_size}")
+            p.add(key + ("images",), f"{study.images} images, but profile '{name}' has a validation split of "
+                                     f"{data.val_size}")

@@ -19,11 +19,12 @@ from typing import Any, Optional
 
 import torch
 
-from ablab.build import build
+from ablab.arch.build import build
 from ablab.io import write_json_atomic
 from ablab.measure.machine import device_record, software_versions
 from ablab.measure.throughput import MeasureError, measure_throughput, resolve_setting
-from ablab.profile import COMPILE_MODES, Measure, setting_label
+from ablab.settings import COMPILE_MODES, Measure
+from ablab.store.summary import setting_label
 from ablab.recipe import Recipe, load_recipe
 
 

@@ -27,8 +27,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from ablab.io import write_figure_atomic  # noqa: E402
 from ablab.mim.group_attention import window_sizes  # noqa: E402
 from ablab.mim.grouping import optimal_grouping  # noqa: E402
-from ablab.mim.masking import random_mask, token_mask, units_per_side  # noqa: E402
-from ablab.presets import preset  # noqa: E402
+from ablab.mim.masking import random_mask, token_mask  # noqa: E402
+from ablab.settings import units_per_side  # noqa: E402
+from ablab.arch.presets import preset_spec as preset  # noqa: E402
 
 IMG, PATCH, UNIT, WINDOW = 224, 4, 32, 7
 

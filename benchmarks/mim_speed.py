@@ -39,10 +39,10 @@ def measure(name: str, batch: int, steps: int, threads: int) -> dict[str, float]
     import torch
 
     from ablab.measure.memory import PeakMemory
-    from ablab.mim.config import PretrainConfig
-    from ablab.mim.engine import build_pretrainer
+    from ablab.settings import PretrainConfig
+    from ablab.mim.pretrainer import build_pretrainer
     from ablab.mim.masking import random_mask
-    from ablab.presets import preset
+    from ablab.arch.presets import preset_spec as preset
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

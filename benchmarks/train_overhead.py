@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ablab.build import build
+from ablab.arch.build import build
 from ablab.data.loaders import build_data
 from ablab.recipe import load_recipe
-from ablab.train.engine import train
+from ablab.engine.supervised import train
 
 
 def bare_loop(spec, cfg, data, steps: int) -> float:

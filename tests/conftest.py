@@ -10,14 +10,14 @@ from typing import Optional
 import pytest
 import torch
 
-from ablab.spec import ArchSpec, Stage
+from ablab.arch.spec import ArchSpec, Stage
 
 torch.set_num_threads(2)
 
 
 def assert_every_step_runs(recipe, profile: str, batch: int = 2, img_size: Optional[int] = None) -> None:
     """Every step of `recipe` at `profile` builds and maps a batch to (batch, classes) logits."""
-    from ablab.build import build
+    from ablab.arch.build import build
 
     for step in recipe.steps:
         spec = recipe.spec(step.id, profile)

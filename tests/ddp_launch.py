@@ -39,8 +39,8 @@ def save_records() -> None:
 
 
 if stop:
-    from ablab.progress import RunProgress
-    from ablab.train.engine import Progress
+    from ablab.run.progress import RunProgress
+    from ablab.engine.loop import Progress
 
     def stop_after_first_epoch(row: dict) -> None:
         if row["epoch"] == 0:

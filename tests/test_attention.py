@@ -1,9 +1,16 @@
-"""Attention variants: window attention is global attention restricted to windows; probes see the same function."""
+"""Attention variants: window attention is global attention restricted to windows; hooks see the probabilities."""
 
 import torch
 
-from ablab.nn.attention import Attention
+from ablab.arch.kinds import ATTENTION, REL_POS
+from ablab.nn.attention import Attention, attention_probs
 from ablab.nn.position import RelPosBias, shifted_window_mask
+
+
+def window_attention(dim: int, heads: int, grid: int, window: int, shift: int) -> Attention:
+    """Swin's attention as the window kind and the bias-table kind build it."""
+    return Attention(dim_in=dim, dim=dim, heads=heads, side=grid, window=window, shift=shift,
+                     mask=ATTENTION["window"].mask(grid, window, shift), rel_pos=REL_POS["bias"].build)
 
 
 def _reference(attn: Attention, x: torch.Tensor, allowed: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -28,7 +35,7 @@ def test_window_attention_equals_masked_global_attention():
     torch.manual_seed(0)
     grid, window, heads, dim = 8, 4, 2, 16
     for shift in (0, 2):
-        attn = Attention(dim, heads, grid, window, shift=shift, rel_pos=True).eval()
+        attn = window_attention(dim, heads, grid, window, shift).eval()
         x = torch.randn(2, grid * grid, dim)
         win, inner = _window_of(grid, window, shift)
         allowed = win[:, None] == win[None, :]
@@ -43,17 +50,17 @@ def test_window_attention_equals_masked_global_attention():
             torch.testing.assert_close(attn(x), _reference(attn, x, allowed, bias), atol=1e-5, rtol=1e-5)
 
 
-def test_probe_path_equals_sdpa_path_and_keeps_probabilities():
+def test_forward_hooks_see_the_probabilities_the_fast_path_uses():
     torch.manual_seed(0)
-    attn = Attention(16, 2, grid=8, window=4, shift=2, rel_pos=True).eval()
-    x = torch.randn(3, 64, 16)
+    attn = window_attention(16, 2, grid=8, window=4, shift=2).eval()
+    seen = []
+    attn.attend.register_forward_hook(lambda m, inputs, out: seen.append((attention_probs(m, inputs), inputs[2], out)))
     with torch.no_grad():
-        fast = attn(x)
-        attn.probe = True
-        slow = attn(x)
-    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
-    assert attn.probs.shape == (3 * 4, 2, 16, 16)
-    torch.testing.assert_close(attn.probs.sum(-1), torch.ones(12, 2, 16))
+        attn(torch.randn(3, 64, 16))
+    probs, v, out = seen[0]
+    assert probs.shape == (3 * 4, 2, 16, 16)  # batch x windows, heads, queries, keys
+    torch.testing.assert_close(probs.sum(-1), torch.ones(12, 2, 16))
+    torch.testing.assert_close(probs @ v, out, atol=1e-5, rtol=1e-5)
 
 
 def test_relative_position_bias_table_size_and_sharing():

@@ -26,7 +26,7 @@ import ablab.dist
 from ablab.cli import app
 from ablab.data.loaders import build_data
 from ablab.dist import WorldSizeError
-from ablab.train.config import DataConfig, TrainConfig
+from ablab.settings import DataConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL_SIZE = 128

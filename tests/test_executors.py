@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 import ablab
 from ablab.cli import app
-from ablab.cluster import ClusterConfig
-from ablab.executors import executor_parameters, plan, submit, wait
+from ablab.settings import ClusterConfig
+from ablab.store.paths import Store
+from ablab.run.executors import executor_parameters, plan, submit, wait
 from ablab.io import read_json
 from ablab.recipe import RecipeError, load_recipe
 
@@ -94,8 +95,8 @@ def test_jobs_write_what_a_local_run_writes(write_recipe, tmp_path, job_env):
 
 def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(write_recipe, tmp_path, job_env):
     recipe, results = load_recipe(write_recipe(LONGER)), tmp_path / "results"
-    work = plan(recipe, "small", results, ["o"], (0,), False, False, None, print)
-    submission = submit(recipe, "small", results, work, ClusterConfig(cluster="local"), False, print)
+    work = plan(recipe, "small", Store(results), ["o"], (0,), False, False, None, print)
+    submission = submit(recipe, "small", Store(results), work, ClusterConfig(cluster="local"), False, print)
     run = results / "tiny/small/o/seed0"
     deadline = time.time() + 120
     while not ((run / "log.csv").is_file() and len((run / "log.csv").read_text().splitlines()) >= 2):

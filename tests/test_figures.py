@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import matplotlib.image
 import matplotlib.pyplot as plt
 import pytest
 
+from ablab.store.summary import write_rows
 from ablab.report.figures import (
     accuracy_figure,
     efficiency_figure,
@@ -24,40 +24,37 @@ COMMON = {"device": "cpu (2 threads)", "dtype": "fp32", "throughput_batch": "32"
 LONG = "a step label that is much longer than forty characters, as in mvitv2_to_hiera"
 # Two chains (o..., r...), a branch at b (c and c2), a failed step and a missing one.
 TRAINED = [
-    dict(step="o", label="ViT", parent="", gflops=0.5, throughput=100, top1=50.0, top1_std=0.0, d_top1="",
+    dict(step="o", label="ViT", parent="", gflops=0.5, throughput=100, top1=50.0, top1_std="", d_top1="",
          status="done"),
     dict(step="a", label="(o) + depth", parent="o", gflops=0.4, throughput=150, top1=48.0, top1_std=0.5,
-         d_top1=-2.0, status="done"),
-    dict(step="b", label=LONG, parent="a", gflops=0.4, throughput=140, top1=49.0, top1_std=0.0, d_top1=1.0,
+         d_top1=-2.0, seeds="0 1", status="done"),
+    dict(step="b", label=LONG, parent="a", gflops=0.4, throughput=140, top1=49.0, top1_std="", d_top1=1.0,
          status="done"),
-    dict(step="c", label="(b) + hierarchical", parent="b", gflops=0.3, throughput=220, top1=45.0, top1_std=0.0,
+    dict(step="c", label="(b) + hierarchical", parent="b", gflops=0.3, throughput=220, top1=45.0, top1_std="",
          d_top1=-4.0, status="done"),
     dict(step="c2", label="(b) + windows", parent="b", gflops=0.6, throughput=90, top1="", top1_std="",
          d_top1="", status="failed (seed 0): loss is NaN"),
     dict(step="d", label="(c) + stage 4", parent="c", gflops=0.7, throughput="", top1="", top1_std="",
          d_top1="", status="missing"),
-    dict(step="r", label="small root", parent="", gflops=0.1, throughput=800, top1=40.0, top1_std=0.0,
+    dict(step="r", label="small root", parent="", gflops=0.1, throughput=800, top1=40.0, top1_std="",
          d_top1="", status="done"),
-    dict(step="r1", label="small + pooling", parent="r", gflops=0.05, throughput=1500, top1=42.5, top1_std=0.0,
+    dict(step="r1", label="small + pooling", parent="r", gflops=0.05, throughput=1500, top1=42.5, top1_std="",
          d_top1=2.5, status="incomplete (1/2 seeds)"),
 ]
 PEAK = 200.0  # GMAC/s: o runs 0.5 GMAC x 100 im/s = 50 GMAC/s, i.e. 25% of peak
 
 
+TRAINING = ("top1", "top1_std", "top5", "d_top1", "seeds")
+
+
 def write_summary(path: Path, rows: list[dict], peak: str | float | None = PEAK,
                   trained: bool = True) -> Path:
-    """Write a summary.csv at results-like <recipe>/<profile>/summary.csv; peak None leaves the column out."""
-    measured = ["step", "label", "parent", "params_m", "gflops", "throughput", "throughput_batch", "device", "dtype"]
-    fields = measured + (["peak_gmacs"] if peak is not None else [])
-    fields += ["top1", "top1_std", "top5", "d_top1", "seeds", "status"] if trained else []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            full = COMMON | {"params_m": 1.0, "top5": "", "seeds": "0", "peak_gmacs": peak} | row
-            writer.writerow(full)
-    return path
+    """A summary.csv in the results store's schema at <recipe>/<profile>/summary.csv; peak None leaves it blank,
+    `trained` False leaves the training columns blank (a measure-only profile)."""
+    full = [COMMON | {"params_m": 1.0, "seeds": "0", "peak_gmacs": "" if peak is None else peak} | row for row in rows]
+    if not trained:
+        full = [{k: v for k, v in row.items() if k not in TRAINING} | {"status": "measured"} for row in full]
+    return write_rows(path, full)
 
 
 @pytest.fixture

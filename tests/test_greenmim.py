@@ -10,16 +10,17 @@ import statistics
 import pytest
 import torch
 
-from ablab.build import build
-from ablab.mim.config import PretrainConfig
+from ablab.arch.build import build
+from ablab.arch.kinds import ATTENTION, REL_POS
+from ablab.settings import PretrainConfig
 from ablab.mim.greenmim import build_greenmim
 from ablab.mim.group_attention import group_window_attention, pack, window_sizes
 from ablab.mim.grouping import cost, knapsack, optimal_grouping, partition
 from ablab.mim.masking import MaskError, random_mask, token_mask
 from ablab.nn.attention import Attention
 from ablab.nn.position import RelPosBias
-from ablab.presets import preset
-from ablab.spec import ArchSpec, Stage
+from ablab.arch.presets import preset_spec as preset
+from ablab.arch.spec import ArchSpec, Stage
 
 # ---- optimal grouping -----------------------------------------------------
 
@@ -113,7 +114,7 @@ def test_swin_b_optimal_group_sizes_under_batchwise_masks():
 def _drop_masked_keys(attn: Attention, visible: torch.Tensor) -> None:
     """Make the dense module ignore masked keys: an extra -inf bias on them (masked queries keep themselves,
     so no row is all -inf); `visible` is the (grid * grid,) token mask shared by the batch."""
-    g, w, s = attn.grid, attn.window, attn.shift
+    g, w, s = attn.side, attn.window, attn.shift
     vis = visible.view(g, g)
     if s:
         vis = torch.roll(vis, shifts=(-s, -s), dims=(0, 1))
@@ -121,8 +122,8 @@ def _drop_masked_keys(attn: Attention, visible: torch.Tensor) -> None:
     vis = vis.view(nw, w, nw, w).permute(0, 2, 1, 3).reshape(nw * nw, w * w)
     allowed = vis[:, None, :] | torch.eye(w * w, dtype=torch.bool)
     extra = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))[:, None]  # nW, 1, N, N
-    original = attn._bias
-    attn._bias = lambda: extra if (bias := original()) is None else bias + extra
+    original = attn.bias
+    attn.bias = lambda q=None: extra if (bias := original(q)) is None else bias + extra
 
 
 def _coords(visible: torch.Tensor, grid: int) -> torch.Tensor:
@@ -135,7 +136,9 @@ def _coords(visible: torch.Tensor, grid: int) -> torch.Tensor:
 def test_group_window_attention_equals_dense_attention_without_masked_keys(masks, window, shift, rel_pos):
     torch.manual_seed(0)
     grid, dim, heads = 14, 32, 4
-    attn = Attention(dim, heads, grid, window, shift, rel_pos=rel_pos).eval()
+    attn = Attention(dim_in=dim, dim=dim, heads=heads, side=grid, window=window, shift=shift,
+                     mask=ATTENTION["window"].mask(grid, window, shift),
+                     rel_pos=REL_POS["bias"].build if rel_pos else None).eval()
     if rel_pos:
         torch.nn.init.normal_(attn.rel_pos.table)  # biases large enough to matter
     generator = torch.Generator().manual_seed(1)
@@ -151,7 +154,7 @@ def test_group_window_attention_equals_dense_attention_without_masked_keys(masks
             sparse = group_window_attention(attn, x[:, visible], packing)
             _drop_masked_keys(attn, visible)
             dense = attn(x)[:, visible]
-            del attn._bias
+            del attn.bias
         torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
 
 
@@ -168,7 +171,7 @@ def test_packing_groups_whole_windows_and_pads():
 
 def test_relative_index_reproduces_swin_table_lookup():
     window = 5
-    index = RelPosBias(window, 2).index
+    index = RelPosBias(window=window, heads=2).index
     ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
     coords = torch.stack([ys.flatten(), xs.flatten()])
     rel = coords[:, :, None] - coords[:, None, :] + window - 1

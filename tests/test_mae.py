@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import ablab.nn.attention
-import ablab.nn.pooling
-from ablab.build import build
-from ablab.mim.config import PretrainConfig
+from ablab.arch.build import build
+from ablab.settings import PretrainConfig
 from ablab.mim.mae import build_mae
 from ablab.mim.masking import random_mask, token_mask
 from ablab.mim.sparse import SparseError, check_sparse, sparse_forward
@@ -45,7 +44,6 @@ def dense_with_masked_keys(monkeypatch, net, images, mask, unit_px):
 
     fake = types.SimpleNamespace(scaled_dot_product_attention=sdpa)
     monkeypatch.setattr(ablab.nn.attention, "F", fake)
-    monkeypatch.setattr(ablab.nn.pooling, "F", fake)
     with torch.no_grad():
         return net.forward_features(images)
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ablab import runner
-from ablab.build import build
+from ablab.store import keys as store_keys
+from ablab.arch.build import build
 from ablab.cli import app
 from ablab.measure import machine
 from ablab.measure.throughput import (
@@ -27,9 +27,10 @@ from ablab.measure.throughput import (
     resolve_setting,
     seconds_per_call,
 )
-from ablab.profile import Measure
+from ablab.settings import Measure
 from ablab.recipe import RecipeError, load_recipe
-from ablab.runner import measure_step, run_key
+from ablab.run.runner import measure_step
+from ablab.store.keys import measure_key as run_key
 from .conftest import tiny_vit
 
 RECIPE = """
@@ -128,7 +129,7 @@ def test_key_changes_with_everything_that_changes_the_figure(monkeypatch):
     auto, fp32 = (resolve_setting(Measure(amp=a), cuda_available=False) for a in ("auto", "none"))
     assert run_key(spec, auto, "cpu (2 threads)") == run_key(spec, fp32, "cpu (2 threads)")
     assert run_key(spec, auto, "cpu (2 threads)") != run_key(spec, auto, "cpu (4 threads)")
-    monkeypatch.setattr(runner, "MEASURE_SCHEMA", runner.MEASURE_SCHEMA + 1)
+    monkeypatch.setattr(store_keys, "MEASURE_SCHEMA", store_keys.MEASURE_SCHEMA + 1)
     assert run_key(spec, gpu, "NVIDIA H100 80GB HBM3") != key
 
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablab.build import build
+from ablab.arch.build import build
 from ablab.measure.flops import count_flops
-from ablab.nn.pooling import PoolingAttention
-from ablab.presets import preset
+from ablab.nn.attention import Attention
+from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe
-from ablab.spec import canonical, diff
+from ablab.arch.spec import canonical, diff
 from ablab.transforms import TRANSFORMS as T
 from ablab.transforms import PreconditionError
 
@@ -62,16 +62,14 @@ def test_every_step_forward_shape(profile):
 def test_mask_unit_attention_equals_global_attention_inside_each_unit():
     """Attention over the whole 8x8 grid restricted to each 4x4 unit = mask-unit attention (Q pooled 2x2)."""
     torch.manual_seed(0)
-    local = PoolingAttention(16, 32, 2, side=8, window=4, q_pool=("max", 2, 2), kv_pool=None, rel_pos=False,
-                             residual_pooling=False, qkv_bias=True, eps=1e-6).eval()
+    local = Attention(dim_in=16, dim=32, heads=2, side=8, window=4, q_pool=("max", 2, 2), eps=1e-6).eval()
     x = torch.randn(2, 64, 16)
     with torch.no_grad():
         out = local(x).view(2, 4, 4, 32)  # 4x4 pooled grid
         for uy in range(2):
             for ux in range(2):
                 unit = x.view(2, 8, 8, 16)[:, 4 * uy:4 * uy + 4, 4 * ux:4 * ux + 4].reshape(2, 16, 16)
-                glob = PoolingAttention(16, 32, 2, side=4, window=4, q_pool=("max", 2, 2), kv_pool=None,
-                                        rel_pos=False, residual_pooling=False, qkv_bias=True, eps=1e-6).eval()
+                glob = Attention(dim_in=16, dim=32, heads=2, side=4, window=4, q_pool=("max", 2, 2), eps=1e-6).eval()
                 glob.load_state_dict(local.state_dict())
                 expect = glob(unit).view(2, 2, 2, 32)
                 torch.testing.assert_close(out[:, 2 * uy:2 * uy + 2, 2 * ux:2 * ux + 2], expect)

@@ -8,15 +8,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ablab.build import build
+from ablab.arch.build import build
 from ablab.cli import app
 from ablab.measure.memory import PeakMemory
-from ablab.mim.config import PretrainConfig
-from ablab.mim.engine import PretrainUnsupported, pretrain
-from ablab.runner import _seed_summary
-from ablab.spec import ArchSpec
-from ablab.train.config import DataConfig
-from ablab.train.engine import Progress, load_pretrained
+from ablab.settings import PretrainConfig
+from ablab.engine.pretrain import pretrain
+from ablab.mim.pretrainer import PretrainUnsupported
+from ablab.store.paths import Store
+from ablab.store.summary import _seed_summary
+from ablab.arch.spec import ArchSpec
+from ablab.settings import DataConfig
+from ablab.engine.loop import Progress
+from ablab.engine.supervised import load_pretrained
 
 from .conftest import tiny_vit
 
@@ -134,9 +137,9 @@ def test_run_pretrains_then_fine_tunes_and_reports_pretraining(write_recipe, tmp
 
 
 def test_unfinished_pretraining_is_reported_as_such(tmp_path):
-    run = tmp_path / "step" / "seed0"
+    run = tmp_path / "r" / "p" / "step" / "seed0"
     (run / "pretrain").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"train": {"epochs": 5}}))
     (run / "pretrain" / "run.json").write_text(json.dumps({"pretrain": {"epochs": 4}}))
     (run / "pretrain" / "pretrain_log.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
-    assert _seed_summary(tmp_path / "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"
+    assert _seed_summary(Store(tmp_path), "r", "p", "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from ablab.cli import app
 from ablab.io import write_json_atomic
 from ablab.report.tables import build_overview, build_table, to_latex
-from ablab.runner import write_summary
+from ablab.store.paths import Store
+from ablab.store.summary import write_summary
 from ablab.recipe import load_recipe
 
 from .conftest import TINY_BASE
@@ -63,7 +64,7 @@ def _fixture(write_recipe, tmp_path):
 
 def test_table_names_failed_unfinished_and_missing_runs(write_recipe, tmp_path):
     recipe, results = _fixture(write_recipe, tmp_path)
-    summary = write_summary(recipe, "small", results)
+    summary = write_summary(recipe, "small", Store(results))
     rows = {r["step"]: r for r in csv.DictReader(summary.open())}
     assert list(rows) == ["o_base", "a", "b", "c"]
     assert rows["o_base"]["status"] == "done" and float(rows["o_base"]["top1"]) == 55.0
@@ -79,7 +80,7 @@ def test_table_names_failed_unfinished_and_missing_runs(write_recipe, tmp_path):
 
 def test_latex_is_well_formed_booktabs(write_recipe, tmp_path):
     recipe, results = _fixture(write_recipe, tmp_path)
-    tex = to_latex(build_table(write_summary(recipe, "small", results)))
+    tex = to_latex(build_table(write_summary(recipe, "small", Store(results))))
     assert [tex.count(r) for r in (r"\toprule", r"\midrule", r"\bottomrule")] == [1, 1, 1]
     for env in ("table", "tabular"):
         assert tex.count(rf"\begin{{{env}}}") == tex.count(rf"\end{{{env}}}") == 1
@@ -95,7 +96,7 @@ def test_latex_is_well_formed_booktabs(write_recipe, tmp_path):
 
 def test_overview_puts_every_recipe_end_beside_its_root(write_recipe, tmp_path):
     recipe, results = _fixture(write_recipe, tmp_path)
-    first = write_summary(recipe, "small", results)
+    first = write_summary(recipe, "small", Store(results))
     other = write_recipe(RECIPE.replace("fixture_recipe", "second_recipe"), name="second.yaml")
     invoke("run", other, "--measure-only", "--results", results)
     frame = build_overview([first, results / "second_recipe/small/summary.csv"], "small").frame
@@ -107,7 +108,7 @@ def test_overview_puts_every_recipe_end_beside_its_root(write_recipe, tmp_path):
 
 def test_report_command_regenerates_everything(write_recipe, tmp_path):
     recipe, results = _fixture(write_recipe, tmp_path)
-    write_summary(recipe, "small", results)
+    write_summary(recipe, "small", Store(results))
     invoke("run", write_recipe(RECIPE.replace("fixture_recipe", "second_recipe"), name="second.yaml"),
            "--measure-only", "--results", results)
     broken = results / "broken/small/summary.csv"

@@ -3,7 +3,6 @@ separate table columns, ratios only between steps measured alike, and a figure p
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ablab.report.figures import (
     write_overview_figure,
 )
 from ablab.report.tables import build_overview, build_table
-from ablab.runner import SUMMARY_COLUMNS, TRAIN_COLUMNS
+from ablab.store.summary import write_rows
 
 GPU = {"device": "NVIDIA H100 80GB HBM3", "dtype": "fp16", "compile": "none", "channels_last": "False",
        "peak_gmacs": 350000.0}
@@ -39,14 +38,8 @@ ON_CPU = [CPU | dict(step="o", label="DeiT", parent="", gflops=4.6, throughput=9
 
 
 def write_summary(path: Path, rows: list[dict]) -> Path:
-    """A summary.csv as the runner writes it, at <recipe>/<profile>/summary.csv."""
-    fields = SUMMARY_COLUMNS + TRAIN_COLUMNS + ["paper_throughput"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows({"params_m": 1.0, "top1_std": 0.0, "seeds": "0", "status": "done"} | r for r in rows)
-    return path
+    """A summary.csv in the results store's schema, at <recipe>/<profile>/summary.csv."""
+    return write_rows(path, [{"params_m": 1.0, "seeds": "0", "status": "done"} | r for r in rows])
 
 
 @pytest.fixture

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from ablab.build import build
-from ablab.mim.config import PretrainConfig
+from ablab.arch.build import build
+from ablab.settings import PretrainConfig
 from ablab.mim.masking import random_mask, token_mask
 from ablab.mim.simmim import build_simmim
-from ablab.presets import preset
-from ablab.profile import Profile, Scale, apply_profile
-from ablab.spec import ArchSpec
+from ablab.arch.presets import preset_spec as preset
+from ablab.arch.shrink import shrink
+from ablab.settings import Scale
+from ablab.arch.spec import ArchSpec
 
 from .conftest import tiny_vit
 
@@ -19,7 +20,7 @@ SMALL = {"vit": ("vit_b16", 0.25), "swin": ("swin_t", 0.25), "hiera": ("hiera_b"
 def small(name: str) -> ArchSpec:
     """A 32 px, narrow and shallow version of a preset (class token, windows, mask units, overlapping pools)."""
     preset_name, patch = SMALL[name]
-    return apply_profile(preset(preset_name), Profile("t", Scale(32, patch, 0.125, 0.1), 10))
+    return shrink(preset(preset_name), Scale(32, patch, 0.125, 0.1), num_classes=10)
 
 
 def cfg(unit: int = 8) -> PretrainConfig:

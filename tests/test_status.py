@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from ablab.cli import app
 from ablab.io import write_json_atomic
-from ablab.runstate import record_job, record_submission, run_state
+from ablab.store.state import record_job, record_submission, run_state
 
 RECIPE = """
 name: fixture

@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 from ablab.cli import app
 from ablab.data.loaders import DataError, build_data
 from ablab.data.synthetic import NUM_CLASSES, make_shapetex
-from ablab.train.config import DataConfig, TrainConfig
-from ablab.build import build
+from ablab.settings import DataConfig, TrainConfig
+from ablab.arch.build import build
 from ablab.recipe import RecipeError, load_recipe
-from ablab.train.engine import Diverged, Progress, layer_ids, param_groups, train
-from ablab.train.schedule import lr_at
+from ablab.engine.loop import Diverged, Progress
+from ablab.engine.optim import layer_ids, param_groups
+from ablab.engine.supervised import train
+from ablab.engine.schedule import lr_at
 
 from .conftest import tiny_vit
 
@@ -107,7 +109,7 @@ def test_nan_loss_raises_diverged(tmp_path):
 
 
 def test_layer_decay_scales_each_block_by_its_depth():
-    from ablab.presets import preset
+    from ablab.arch.presets import preset_spec as preset
 
     model = build(preset("hiera_b"))  # 4 stages, 2-3-16-3 blocks, pooled-Q downsampling, abs pos
     ids = layer_ids(model)
@@ -185,12 +187,12 @@ def test_kill_9_mid_run_resumes_to_the_same_metrics(write_recipe, tmp_path):
 
 
 def test_ctrl_c_exits_cleanly_and_says_how_to_resume(write_recipe, tmp_path, monkeypatch):
-    import ablab.runner
+    import ablab.run.runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ablab.runner, "run_recipe", interrupted)
+    monkeypatch.setattr(ablab.run.runner, "run_recipe", interrupted)
     result = CliRunner().invoke(app, ["run", str(write_recipe(RECIPE)), "--results", str(tmp_path)])
     assert result.exit_code == 130 and "run the same command to resume" in result.output
     assert "Traceback" not in result.output

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ablab.presets import preset
-from ablab.spec import SpecError, diff
+from ablab.arch.presets import preset_spec as preset
+from ablab.arch.spec import SpecError, diff
 from ablab.transforms import TRANSFORMS, PreconditionError
 
 T = TRANSFORMS

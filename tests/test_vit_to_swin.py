@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ablab.build import build
+from ablab.arch.build import build
 from ablab.measure.flops import count_flops
 from ablab.measure.params import count_params
-from ablab.presets import preset
+from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe
 
 from .conftest import assert_every_step_runs

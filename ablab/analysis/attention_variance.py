@@ -20,13 +20,13 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..build import build
+from ..arch.build import build
 from ..data.loaders import build_data
 from ..io import read_json, write_json_atomic, write_text_atomic
-from ..nn.attention import Attention
-from ..nn.pooling import PoolingAttention
+from ..nn.attention import Attend, attention_probs
 from ..recipe import AttentionVarianceStudy, Recipe
-from ..runner import step_dir, train_key
+from ..store.keys import train_key
+from ..store.paths import Store
 
 CSV_NAME, KEY_NAME = "attention_variance.csv", "attention_variance.json"
 COLUMNS = ["step", "label", "block", "image", "variance"]
@@ -42,20 +42,21 @@ class MissingRun(StudyError):
 
 @torch.no_grad()
 def capture_attention(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    """Head-averaged attention probabilities (K, T_query, T_key) of every attention block, in forward order."""
-    modules = [m for m in model.modules() if isinstance(m, (Attention, PoolingAttention))]
+    """Head-averaged attention probabilities (K, T_query, T_key) of every attention block, in forward order, taken
+    by forward hooks on the blocks' `Attend` modules."""
+    modules = [m for m in model.modules() if isinstance(m, Attend)]
     if not modules:
         raise ValueError("the model has no attention blocks")
+    maps: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda module, inputs, _: maps.append(attention_probs(module, inputs).mean(1)))
+             for m in modules]
     training = model.training
     model.eval()
-    for m in modules:
-        m.probe = True
     try:
         model(images)
-        maps = [m.probs.mean(dim=1) for m in modules]
     finally:
-        for m in modules:
-            m.probe, m.probs = False, None
+        for hook in hooks:
+            hook.remove()
         model.train(training)
     if any(len(a) != len(images) for a in maps):
         raise ValueError("windowed attention has no single map per image; the study needs global attention")
@@ -77,10 +78,10 @@ def block_variances(models: list[nn.Module], images: torch.Tensor, batch_size: i
     return torch.cat(chunks, dim=1)
 
 
-def run_problem(recipe: Recipe, profile: str, step_id: str, seed: int, results: Path,
+def run_problem(recipe: Recipe, profile: str, step_id: str, seed: int, store: Store,
                 data_root: Optional[str] = None) -> Optional[str]:
     """Why a seed run cannot be read (missing, unfinished, trained with other settings, failed), or None if it can."""
-    run_dir = step_dir(results, recipe, profile, step_id) / f"seed{seed}"
+    run_dir = store.seed_dir(recipe.name, profile, step_id, seed)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file() or not (run_dir / "checkpoint.pt").is_file():
         return f"{run_dir}: step '{step_id}' seed {seed} has not finished training"
@@ -93,14 +94,14 @@ def run_problem(recipe: Recipe, profile: str, step_id: str, seed: int, results: 
     return None
 
 
-def finished_run(recipe: Recipe, profile: str, step_id: str, seed: int, results: Path,
+def finished_run(recipe: Recipe, profile: str, step_id: str, seed: int, store: Store,
                  data_root: Optional[str] = None) -> Path:
     """The directory of a finished, up-to-date seed run; MissingRun says which and what to run otherwise."""
-    problem = run_problem(recipe, profile, step_id, seed, results, data_root)
+    problem = run_problem(recipe, profile, step_id, seed, store, data_root)
     if problem is not None:
         raise MissingRun(f"{problem}; run `ablab run {recipe.path} --profile {profile} --steps {step_id} "
                          f"--seeds {seed}`")
-    return step_dir(results, recipe, profile, step_id) / f"seed{seed}"
+    return store.seed_dir(recipe.name, profile, step_id, seed)
 
 
 def load_trained(recipe: Recipe, profile: str, step_id: str, run_dir: Path, device: str) -> nn.Module:
@@ -127,28 +128,28 @@ def validation_images(recipe: Recipe, profile: str, img_size: int, count: int,
                      "(analysis.attention_variance.images)")
 
 
-def step_variances(recipe: Recipe, profile: str, step_id: str, results: Path, seeds: tuple[int, ...], count: int,
+def step_variances(recipe: Recipe, profile: str, step_id: str, store: Store, seeds: tuple[int, ...], count: int,
                    data_root: Optional[str] = None, device: Optional[str] = None) -> torch.Tensor:
     """(blocks, count): the variance across `seeds` of `step_id`'s trained attention maps on the first `count`
     validation images; MissingRun if a seed's run is missing or unfinished."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    runs = [finished_run(recipe, profile, step_id, seed, results, data_root) for seed in seeds]
+    runs = [finished_run(recipe, profile, step_id, seed, store, data_root) for seed in seeds]
     images = validation_images(recipe, profile, recipe.spec(step_id, profile).img_size, count, data_root)
     models = [load_trained(recipe, profile, step_id, run_dir, device) for run_dir in runs]
     return block_variances(models, images.to(device)).cpu()
 
 
-def study_key(recipe: Recipe, study: AttentionVarianceStudy, profile: str, results: Path,
+def study_key(recipe: Recipe, study: AttentionVarianceStudy, profile: str, store: Store,
               data_root: Optional[str] = None) -> str:
     """Hash of the study's settings and the keys of every seed run it reads; MissingRun lists those not finished."""
     pairs = [(sid, seed) for sid in study.steps for seed in study.seeds]
-    problems = [p for p in (run_problem(recipe, profile, sid, seed, results, data_root) for sid, seed in pairs) if p]
+    problems = [p for p in (run_problem(recipe, profile, sid, seed, store, data_root) for sid, seed in pairs) if p]
     if problems:
         raise MissingRun(f"{len(problems)} of {len(pairs)} seed runs are not ready: {'; '.join(problems)}; train "
                          f"them with `ablab run {recipe.path} --profile {profile} --steps {','.join(study.steps)} "
                          f"--seeds {','.join(map(str, study.seeds))}`")
-    runs = {f"{sid}/seed{seed}": read_json(step_dir(results, recipe, profile, sid) / f"seed{seed}/metrics.json")
-            ["key"] for sid, seed in pairs}
+    runs = {f"{sid}/seed{seed}": read_json(store.seed_dir(recipe.name, profile, sid, seed) / "metrics.json")["key"]
+            for sid, seed in pairs}
     payload = json.dumps({"runs": runs, "images": study.images, "variance": "population"}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -190,14 +191,14 @@ def _blocks(first: int, last: int) -> str:
     return f"block {first}" if first == last else f"blocks {first}-{last}"
 
 
-def run_attention_variance(recipe: Recipe, profile: str, results: Path, force: bool = False,
+def run_attention_variance(recipe: Recipe, profile: str, store: Store, force: bool = False,
                            data_root: Optional[str] = None, log: Callable[[str], None] = print) -> Path:
     """Compute the recipe's attention-variance study unless its CSV is keyed to the same runs; returns the CSV."""
     study = recipe.attention_variance
     if study is None:
         raise ValueError(f"{recipe.path} declares no analysis.attention_variance")
-    out = results / recipe.name / profile
-    key = study_key(recipe, study, profile, results, data_root)
+    out = store.profile_dir(recipe.name, profile)
+    key = study_key(recipe, study, profile, store, data_root)
     csv_path, key_path = out / CSV_NAME, out / KEY_NAME
     if not force and csv_path.is_file() and key_path.is_file() and read_json(key_path).get("key") == key:
         for sid, (label, variances) in read_variance_csv(csv_path).items():
@@ -206,7 +207,7 @@ def run_attention_variance(recipe: Recipe, profile: str, results: Path, force: b
         return csv_path
     rows = []
     for sid in study.steps:
-        variances = step_variances(recipe, profile, sid, results, study.seeds, study.images, data_root)
+        variances = step_variances(recipe, profile, sid, store, study.seeds, study.images, data_root)
         rows.append((sid, recipe.step(sid).label, variances))
         log(summary_line(sid, recipe.step(sid).label, variances, len(study.seeds)))
     write_variance_csv(csv_path, rows)

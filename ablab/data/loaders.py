@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..dist import batch_share
-from ..train.config import DataConfig, TrainConfig
+from ..seeds import epoch_seed
+from ..settings import DataConfig, TrainConfig
 from .synthetic import NUM_CLASSES, make_shapetex
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -69,7 +70,7 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
         xt, yt, xv, yv = _shapetex(cfg, img_size)
 
         def train_batches(epoch: int) -> Batches:
-            g = torch.Generator().manual_seed(seed * 100003 + epoch)
+            g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
             order = torch.randperm(len(yt), generator=g)
             for i in range(0, len(order) - batch + 1, batch):  # drop the last partial batch
                 idx = order[i:i + batch][mine]
@@ -90,7 +91,7 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
     ds_train, ds_val, classes = _from_disk(train, img_size)
 
     def train_batches_from_disk(epoch: int) -> Batches:
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         order = torch.randperm(len(ds_train), generator=g)  # type: ignore[arg-type]
         shares = [order[i:i + batch][mine].tolist() for i in range(0, len(order) - batch + 1, batch)]
         yield from DataLoader(ds_train, batch_sampler=shares, num_workers=cfg.workers)
@@ -135,8 +136,3 @@ def _from_disk(train: TrainConfig, img_size: int) -> tuple[Dataset, Dataset, int
         raise DataError(f"dataset '{cfg.name}': could not load from {root} (expected {expected} in torchvision's "
                         f"format): {e}") from None
     return ds_train, ds_val, classes
-
-
-def data_num_classes(cfg: DataConfig) -> Optional[int]:
-    """Classes of a dataset known without loading it (None for ImageFolder)."""
-    return {"shapetex": NUM_CLASSES, "cifar10": 10, "cifar100": 100}.get(cfg.name)

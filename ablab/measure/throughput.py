@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..profile import Measure
+from ..settings import Measure, Setting
 from .machine import device_name
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -24,19 +24,6 @@ AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 class MeasureError(Exception):
     """A measurement this machine cannot make as asked (fp16 autocast without CUDA, out of memory at every batch)."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A throughput measurement as it runs on this machine: a profile's Measure with `auto` resolved."""
-
-    device: str = "cpu"  # cpu, cuda or cuda:N
-    dtype: str = "fp32"  # fp32, or the fp16 / bf16 autocast on CUDA
-    batch_sizes: tuple[int, ...] = (1, 8)
-    min_time: float = 1.0
-    warmup: int = 3
-    channels_last: bool = False
-    compile: str = "none"
 
 
 @dataclass(frozen=True)
@@ -50,20 +37,12 @@ class Throughput:
 
 
 def resolve_setting(measure: Measure, cuda_available: Optional[bool] = None) -> Setting:
-    """The Measure as it runs here: device `auto` is CUDA when present, `amp: auto` fp16 on CUDA and fp32 on the
-    CPU, the CUDA sweep where one is given; MeasureError for what this machine cannot do."""
-    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
-    device = ("cuda" if cuda else "cpu") if measure.device == "auto" else measure.device
-    on_cuda = device.startswith("cuda")
-    if on_cuda and not cuda:
-        raise MeasureError(f"measure.device is {device}, but this machine has no CUDA device")
-    amp = ("fp16" if on_cuda else "none") if measure.amp == "auto" else measure.amp
-    if amp != "none" and not on_cuda:
-        raise MeasureError(f"measure.amp {amp} autocasts on CUDA only, and this machine measures on the CPU; "
-                           "amp: auto measures fp16 on CUDA and fp32 on the CPU")
-    sizes = measure.cuda_batch_sizes if on_cuda and measure.cuda_batch_sizes else measure.batch_sizes
-    return Setting(device, "fp32" if amp == "none" else amp, tuple(sizes), measure.min_time, measure.warmup,
-                   measure.channels_last, measure.compile)
+    """The Measure as it runs here (`auto` resolved for this machine, or for one with / without CUDA);
+    MeasureError for what that machine cannot do."""
+    try:
+        return measure.resolve(torch.cuda.is_available() if cuda_available is None else cuda_available)
+    except ValueError as e:
+        raise MeasureError(str(e)) from None
 
 
 def seconds_per_call(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float) -> float:

@@ -19,14 +19,14 @@ from timm.layers import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block as DecoderBlock
 from torch import nn
 
-from ..build import Net, build
+from ..arch.build import Net, build
 from ..nn.blocks import Block
 from ..nn.embed import PatchMerge
-from ..spec import ArchSpec, Stage
-from .config import PretrainConfig
+from ..arch.spec import ArchSpec
+from ..settings import PretrainConfig, units_per_side
 from .group_attention import Packing, group_window_attention, pack
 from .mae import patchify
-from .masking import MaskError, token_mask, units_per_side
+from .masking import MaskError, token_mask
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,12 @@ def check_greenmim(spec: ArchSpec, cfg: PretrainConfig) -> None:
     if spec.stem_kernel:
         raise ValueError(f"GreenMIM: the overlapping stem (stem_kernel={spec.stem_kernel}) would let visible "
                          f"tokens see masked pixels; it needs a non-overlapping patch embedding")
-    for i, st in enumerate(spec.stages):
-        if st.downsample not in ("none", "patch_merge"):
-            raise ValueError(f"GreenMIM: stages[{i}] downsamples by {st.downsample}; only patch merging is "
-                             f"supported between stages")
-        if st.block == "attention" and st.multiscale:
-            raise ValueError(f"GreenMIM: stages[{i}] uses {_operator(st)}; only global and (shifted) window "
-                             f"attention run on visible tokens")
-    merges = sum(st.downsample == "patch_merge" for st in spec.stages)
+    for ctx in spec.contexts():
+        operator = ctx.downsample.greenmim(ctx) or ctx.block.greenmim(ctx)
+        if operator:
+            raise ValueError(f"GreenMIM: stages[{ctx.index}] uses {operator}; only global and (shifted) window "
+                             "attention, MLP blocks and patch merging run on visible tokens")
+    merges = sum(ctx.downsample.halves for ctx in spec.contexts())
     units_per_side(spec.img_size, spec.patch_size, cfg.mask_unit)
     if cfg.mask_unit % (spec.patch_size * 2**merges):
         raise MaskError(f"GreenMIM: mask_unit {cfg.mask_unit} px is not a whole number of the final stage's "
@@ -61,15 +59,6 @@ def check_greenmim(spec: ArchSpec, cfg: PretrainConfig) -> None:
     if cfg.decoder_dim % 4 or cfg.decoder_dim % cfg.decoder_heads:
         raise ValueError(f"GreenMIM: decoder_dim {cfg.decoder_dim} must be divisible by 4 (2D sin-cos position "
                          f"embedding) and by decoder_heads {cfg.decoder_heads}")
-
-
-def _operator(st: Stage) -> str:
-    """The multiscale operator of a stage, for error messages."""
-    if st.attention == "mask_unit":
-        return "mask-unit attention"
-    if st.pools_kv or st.residual_pooling:
-        return "pooling attention"
-    return "decomposed relative positions"
 
 
 def merge_visible(merge: PatchMerge, x: torch.Tensor, coords: torch.Tensor, grid: int

@@ -13,9 +13,9 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block as DecoderBlock
 from torch import nn
 
-from ..build import build
-from ..spec import ArchSpec
-from .config import PretrainConfig
+from ..arch.build import build
+from ..arch.spec import ArchSpec
+from ..settings import PretrainConfig
 from .masking import token_mask
 from .sparse import SparseTokens, check_sparse, sparse_forward
 

@@ -13,26 +13,11 @@ from typing import Optional
 
 import torch
 
+from ..settings import visible_count
+
 
 class MaskError(ValueError):
-    """A mask unit that does not tile the image or the encoder's tokens; the message says which sizes."""
-
-
-def units_per_side(img_size: int, patch_size: int, unit: int) -> int:
-    """Mask units along one side; MaskError unless `unit` px tiles the image and is a whole number of tokens."""
-    if unit <= 0 or img_size % unit:
-        raise MaskError(f"mask_unit {unit} px does not tile the {img_size} px image")
-    if unit % patch_size:
-        raise MaskError(f"mask_unit {unit} px is not a whole number of the encoder's {patch_size} px tokens")
-    return img_size // unit
-
-
-def visible_count(units: int, ratio: float) -> int:
-    """Units each sample keeps at mask `ratio` (at least one, at most all but one when masking anything)."""
-    if not 0.0 <= ratio < 1.0:
-        raise MaskError(f"mask_ratio must be in [0, 1), got {ratio}")
-    keep = int(round(units * (1.0 - ratio)))
-    return max(1, min(units - (1 if ratio > 0 else 0), keep))
+    """A mask that does not fit the encoder's tokens; the message says which sizes."""
 
 
 def random_mask(batch: int, units: int, ratio: float, generator: Optional[torch.Generator] = None,

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..build import Net, build
-from ..spec import ArchSpec
-from .config import PretrainConfig
-from .masking import token_mask, units_per_side
+from ..arch.build import Net, build
+from ..arch.spec import ArchSpec
+from ..settings import PretrainConfig, units_per_side
+from .masking import token_mask
 
 
 def encoder_of(spec: ArchSpec) -> Net:

@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from ..build import Net
+from ..arch.build import Net
+from ..arch.spec import ArchSpec
+from ..nn.attention import Attention
 from ..nn.blocks import Block
 from ..nn.embed import PatchMerge
-from ..nn.pooling import Pool2d, PoolingAttention, PoolingBlock
-from ..spec import ArchSpec, effective_window
-from .masking import MaskError, token_mask, units_per_side, visible_indices
+from ..settings import units_per_side
+from .masking import token_mask, visible_indices
 
 
 class SparseError(ValueError):
@@ -34,49 +33,21 @@ class SparseError(ValueError):
 
 
 def check_sparse(spec: ArchSpec, unit_px: int) -> list[int]:
-    """A mask unit's side in tokens after each stage; SparseError naming the first operator that would read
-    across mask units."""
+    """A mask unit's side in tokens after each stage; SparseError naming the first operator (as its kind declares)
+    that would read across mask units."""
     try:
         units_per_side(spec.img_size, spec.patch_size, unit_px)
-    except MaskError as e:
+    except ValueError as e:
         raise SparseError(str(e)) from None
-    side, sides, grids = unit_px // spec.patch_size, [], spec.grids()
-    if any(st.attention == "mask_unit" for st in spec.stages) and spec.mask_unit != side:
-        raise SparseError(f"mask-unit attention works on units of {spec.mask_unit} stem tokens, the {unit_px} px "
-                          f"mask unit is {side}: set mask_unit to {spec.mask_unit * spec.patch_size} px")
-    for i, st in enumerate(spec.stages):
-        where = f"stage {i + 1}"
-        if st.downsample == "token_pool":
-            raise SparseError(f"{where}: 1D token pooling (HVT) pools along the whole token sequence, across units")
-        if st.downsample in ("patch_merge", "q_pool"):
-            if side % 2:
-                raise SparseError(f"{where}: a {unit_px} px mask unit is {side} tokens wide here: 2x2 "
-                                  "downsampling would merge tokens of different units")
-            if st.downsample == "q_pool" and st.q_kernel != 2:
-                raise SparseError(f"{where}: Q pooling with kernel {st.q_kernel} > stride 2 overlaps mask units "
-                                  "(kernel_equals_stride makes it sparse)")
-            side //= 2
-        if st.multiscale:
-            _check_pooling_stage(st, where)
-        elif st.block == "attention" and st.attention == "window" and grids[i]:
-            window = effective_window(grids[i], st.window)
-            if window < grids[i] and (window != side or st.shift):
-                raise SparseError(f"{where}: {'shifted ' if st.shift else ''}window attention on {window}x{window} "
-                                  f"windows crosses {side}x{side}-token mask units (GreenMIM's group window "
-                                  "attention runs it sparse: method greenmim)")
+    side, sides = unit_px // spec.patch_size, []
+    for ctx in spec.contexts():
+        reason = ctx.downsample.sparse(ctx, side)
+        side = side // 2 if ctx.downsample.halves else side
+        reason = reason or ctx.block.sparse(ctx, side)
+        if reason:
+            raise SparseError(f"stage {ctx.index + 1}: {reason}")
         sides.append(side)
     return sides
-
-
-def _check_pooling_stage(st, where: str) -> None:
-    """MViTv2 / Hiera operators that read across units: decomposed rel-pos, KV pooling, stride-1 pools."""
-    if st.rel_pos == "decomposed":
-        raise SparseError(f"{where}: decomposed relative positions are tied to the dense grid")
-    if st.pools_kv:
-        raise SparseError(f"{where}: KV pooling (kernel {st.kv_kernel}, stride {st.kv_stride}) pools across mask "
-                          "units (mask_unit_attention replaces it)")
-    if st.pool_stride1 and st.q_kernel > 1:
-        raise SparseError(f"{where}: stride-1 {st.pool} pools of kernel {st.q_kernel} read neighbouring units")
 
 
 @dataclass
@@ -143,7 +114,7 @@ def sparse_forward(net: Net, images: torch.Tensor, mask: torch.Tensor, unit_px: 
         if stage.pos_embed is not None:
             t.x = t.x + _gather_tokens(stage.pos_embed.expand(t.x.shape[0], -1, -1), t)
         for block in stage.blocks:
-            t = _pooling_block(block, t) if isinstance(block, PoolingBlock) else _block(block, t)
+            t = _block(block, t)
         outputs.append(t)
     if spec.head_norm == "tokens":
         last = outputs[-1]
@@ -159,18 +130,38 @@ def _gather_tokens(dense: torch.Tensor, t: SparseTokens) -> torch.Tensor:
 
 
 def _block(block: Block, t: SparseTokens) -> SparseTokens:
-    """A ViT / Swin / HiViT block: MLP-only and unit-sized windows per unit, global attention over all tokens."""
-    attn = block.attn
-    if attn is None:
+    """One block on unit-major tokens: MLPs token-wise; attention inside each unit (mask units, windows of exactly
+    one unit, Hiera's transition block) or over all of a sample's visible tokens; shortcuts pooled inside units."""
+    if block.attn is None:
         return SparseTokens(block(t.x), t.units, t.per_side, t.side, t.prefix)
-    if attn.window < attn.grid:  # a window that is exactly one unit (checked): attention inside each unit
-        head, x = t.split()
-        x = x + block.drop_path(attn._attend(block.norm1(x), attn._bias()))
-        x = t.join(head, x, t.side).x
-    else:
-        bias = _gather_bias(attn._bias(), t) if attn.rel_pos is not None else None
-        x = t.x + block.drop_path(attn._attend(block.norm1(t.x), bias))
-    return SparseTokens(x + block.drop_path(block.mlp(block.norm2(x))), t.units, t.per_side, t.side, t.prefix)
+    b, v, s = t.x.shape[0], t.units.shape[1], t.side
+    xn = block.norm1(t.x)
+    shortcut = block.shortcut_proj_attn(xn) if block.shortcut_proj_attn is not None else t.x
+    if block.shortcut_pool is not None:
+        maps = shortcut.reshape(b * v, s, s, -1).permute(0, 3, 1, 2)
+        shortcut = block.shortcut_pool(maps).flatten(2).transpose(1, 2).reshape(b, -1, shortcut.shape[-1])
+    out, side = _attention(block.attn, xn, t)
+    x = shortcut + block.drop_path(out)
+    xn = block.norm2(x)
+    shortcut = block.shortcut_proj_mlp(xn) if block.shortcut_proj_mlp is not None else x
+    return SparseTokens(shortcut + block.drop_path(block.mlp(xn)), t.units, t.per_side, side, t.prefix)
+
+
+def _attention(attn: Attention, xn: torch.Tensor, t: SparseTokens) -> tuple[torch.Tensor, int]:
+    """xn (B, prefix + V * s^2, C) -> ((B, prefix + V * s'^2, dim), s'), tokens unit-major: Q pooled inside units
+    (kernel = stride, checked), attention inside each unit or across all visible tokens of a sample."""
+    b, v, s = xn.shape[0], t.units.shape[1], t.side
+    if attn.window < attn.side:  # a window that is exactly one unit (checked): attention inside each unit
+        out = attn.attend_windows(xn.reshape(b * v, s * s, -1))
+        return attn.proj(out.reshape(b, -1, attn.dim)), attn.q_side
+    q, k, val = attn.heads_of(xn)
+    q = attn.pooled(attn.pool_q, q, s)
+    bias = _gather_bias(attn.bias(), t) if attn.rel_pos is not None else None
+    out = attn.attend(q, k, val, attn.materialise(bias, q))
+    if attn.residual_pooling:
+        out = out + q
+    side = int(round(((q.shape[2] - t.prefix) // v) ** 0.5))
+    return attn.proj(out.transpose(1, 2).reshape(b, -1, attn.dim)), side
 
 
 def _gather_bias(bias: torch.Tensor, t: SparseTokens) -> torch.Tensor:
@@ -178,49 +169,3 @@ def _gather_bias(bias: torch.Tensor, t: SparseTokens) -> torch.Tensor:
     index = torch.cat([torch.arange(t.prefix, device=bias.device).expand(t.x.shape[0], -1),
                        t.grid_index() + t.prefix], dim=1)  # B, n
     return bias[:, index[:, :, None], index[:, None, :]].permute(1, 0, 2, 3)
-
-
-def _pooling_block(block: PoolingBlock, t: SparseTokens) -> SparseTokens:
-    """An MViTv2 / Hiera block on unit-major tokens: pooling inside units, attention inside a unit (mask-unit
-    attention and Hiera's transition block) or over all visible tokens (global stages)."""
-    attn = block.attn
-    local = attn.window < attn.side
-    b, v, s = t.x.shape[0], t.units.shape[1], t.side
-    xn = block.norm1(t.x)
-    shortcut = block.shortcut_proj_attn(xn) if block.shortcut_proj_attn is not None else t.x
-    if block.shortcut_pool is not None:
-        shortcut = _pool_units(shortcut.reshape(b * v, s * s, 1, -1), block.shortcut_pool, s).reshape(b, -1,
-                                                                                                      shortcut.shape[-1])
-    out, side = _pooling_attention(attn, xn.view(b, v, s * s, -1), s, local)
-    x = shortcut + block.drop_path(out)
-    xn = block.norm2(x)
-    shortcut = block.shortcut_proj_mlp(xn) if block.shortcut_proj_mlp is not None else x
-    return SparseTokens(shortcut + block.drop_path(block.mlp(xn)), t.units, t.per_side, side, t.prefix)
-
-
-def _pool_units(x: torch.Tensor, pool: nn.Module, side: int) -> torch.Tensor:
-    """Pool per-unit maps (B', side^2, heads, d) on their side x side grid -> (B', side'^2, heads, d)."""
-    bw, _, h, d = x.shape
-    if isinstance(pool, Pool2d):
-        return pool(x.view(bw, side, side, h, d).permute(0, 3, 1, 2, 4)).flatten(2, 3).transpose(1, 2)
-    maps = x.view(bw, side, side, h * d).permute(0, 3, 1, 2)  # a plain nn.MaxPool2d (the shortcut)
-    pooled = pool(maps)
-    return pooled.flatten(2).transpose(1, 2).reshape(bw, -1, h, d)
-
-
-def _pooling_attention(attn: PoolingAttention, x: torch.Tensor, side: int, local: bool) -> tuple[torch.Tensor, int]:
-    """x: (B, V, side^2, C) -> ((B, V * side'^2, dim), side'): Q pooled inside units (kernel = stride),
-    attention inside each unit or across all of a sample's units."""
-    b, v, n, _ = x.shape
-    q, k, v_ = attn.qkv(x).view(b * v, n, 3, attn.heads, -1).unbind(2)  # B*V, n, heads, d
-    if attn.pool_q is not None:
-        q = _pool_units(q, attn.pool_q, side)
-    qs = int(round(q.shape[1] ** 0.5))
-    q, k, v_ = (z.transpose(1, 2) for z in (q, k, v_))  # B*V, heads, tokens, d
-    if not local:  # every visible token of a sample attends to every other
-        q, k, v_ = (z.view(b, v, attn.heads, -1, z.shape[-1]).transpose(1, 2).flatten(2, 3) for z in (q, k, v_))
-    out = F.scaled_dot_product_attention(q, k, v_)
-    if attn.residual_pooling:
-        out = out + q
-    out = out.transpose(1, 2).reshape(b, v * qs * qs, attn.dim)  # tokens stay unit-major in both cases
-    return attn.proj(out), qs

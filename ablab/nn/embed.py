@@ -1,4 +1,4 @@
-"""Patch embedding (the stem) and 2x2 patch merging between stages."""
+"""Patch embedding (the stem), 2x2 patch merging between stages and HVT's 1D token pooling."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from torch import nn
 
 
 class PatchEmbed(nn.Module):
-    """Image -> tokens: conv with stride p (kernel p, or an odd `kernel` padded by kernel // 2 for an
+    """Image -> tokens: conv with stride `patch` (kernel `patch`, or an odd `kernel` padded by kernel // 2 for an
     overlapping stem), optional LayerNorm. (B, 3, H, W) -> (B, H/p * W/p, C)."""
 
-    def __init__(self, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5, kernel: int = 0) -> None:
+    def __init__(self, *, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5, kernel: int = 0) -> None:
         super().__init__()
         k = kernel or patch
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=k, stride=patch, padding=k // 2 if kernel else 0)
@@ -25,7 +25,7 @@ class PatchEmbed(nn.Module):
 class PatchMerge(nn.Module):
     """Swin/HiViT patch merging: concat each 2x2 neighbourhood -> LayerNorm(4C) -> Linear(4C -> out, no bias)."""
 
-    def __init__(self, dim: int, out_dim: int, grid: int, eps: float = 1e-5) -> None:
+    def __init__(self, *, dim: int, out_dim: int, grid: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.grid = grid  # input side length
         self.norm = nn.LayerNorm(4 * dim, eps=eps)
@@ -44,7 +44,7 @@ class TokenPool(nn.Module):
     """HVT's 1D pooling over the token sequence: max / avg (kernel k, stride 2, no padding), or a dense
     Conv1d(C -> C, k, stride 2) for Table 3's conv variant. (B, N, C) -> (B, (N - k) // 2 + 1, C)."""
 
-    def __init__(self, op: str, dim: int, kernel: int) -> None:
+    def __init__(self, *, op: str, dim: int, kernel: int) -> None:
         super().__init__()
         if op == "conv":
             self.op: nn.Module = nn.Conv1d(dim, dim, kernel, stride=2)

@@ -1,6 +1,9 @@
-"""Position encodings: Swin-style relative position bias and the shifted-window mask."""
+"""Position encodings: Swin's relative position bias table, MViTv2's decomposed relative positions, and the
+shifted-window mask."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from timm.layers import trunc_normal_
@@ -10,11 +13,11 @@ from torch import nn
 class RelPosBias(nn.Module):
     """A learned (2W-1)^2 x heads table, looked up into a (heads, W*W, W*W) attention bias.
 
-    Used for window attention (W = window) and for global attention on a WxW
-    grid alike; `prefix` extra tokens (a class token) get zero bias.
+    Used for window attention (W = window) and for global attention on a WxW grid alike; `prefix` extra
+    tokens (a class token) get zero bias. The bias does not depend on the queries.
     """
 
-    def __init__(self, window: int, heads: int, prefix: int = 0) -> None:
+    def __init__(self, *, window: int, heads: int, prefix: int = 0) -> None:
         super().__init__()
         self.window, self.heads, self.prefix = window, heads, prefix
         self.table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
@@ -23,13 +26,41 @@ class RelPosBias(nn.Module):
         coords = torch.stack([ys.flatten(), xs.flatten()], dim=1)  # N, 2
         self.register_buffer("index", relative_index(coords, coords, window), persistent=False)
 
-    def forward(self) -> torch.Tensor:
+    def forward(self, q: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The bias (heads, prefix + N, prefix + N); `q` is not needed."""
         n = self.window * self.window
         # contiguous: SDPA's fused CUDA kernels need a unit last-dim stride, else it falls back to fp32 math
         bias = self.table[self.index.view(-1)].view(n, n, self.heads).permute(2, 0, 1).contiguous()
         if self.prefix:
             bias = nn.functional.pad(bias, (self.prefix, 0, self.prefix, 0))
-        return bias  # heads, N, N
+        return bias
+
+
+class DecomposedRelPos(nn.Module):
+    """MViTv2's relative positions: q . rel_pos_h[dy] + q . rel_pos_w[dx] added to the attention logits, between
+    a q_side^2 query map and a kv_side^2 key map (either may be pooled)."""
+
+    def __init__(self, *, q_side: int, kv_side: int, head_dim: int) -> None:
+        super().__init__()
+        size = 2 * max(q_side, kv_side) - 1
+        self.rel_pos_h = nn.Parameter(torch.zeros(size, head_dim))
+        self.rel_pos_w = nn.Parameter(torch.zeros(size, head_dim))
+        trunc_normal_(self.rel_pos_h, std=0.02)
+        trunc_normal_(self.rel_pos_w, std=0.02)
+        q_ratio, k_ratio = max(kv_side / q_side, 1.0), max(q_side / kv_side, 1.0)
+        dist = (torch.arange(q_side)[:, None] * q_ratio - torch.arange(kv_side)[None, :] * k_ratio
+                + (kv_side - 1) * k_ratio)
+        self.register_buffer("index", dist.long(), persistent=False)  # q_side, kv_side
+        self.q_side, self.kv_side = q_side, kv_side
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        """q: (B, heads, Nq, d) -> bias (B, heads, Nq, Nk)."""
+        b, h, _, d = q.shape
+        rq = q.reshape(b, h, self.q_side, self.q_side, d)
+        rel_h = torch.einsum("bnyxc,ykc->bnyxk", rq, self.rel_pos_h[self.index])
+        rel_w = torch.einsum("bnyxc,xkc->bnyxk", rq, self.rel_pos_w[self.index])
+        bias = rel_h[..., :, None] + rel_w[..., None, :]  # b, h, qy, qx, ky, kx
+        return bias.reshape(b, h, self.q_side**2, self.kv_side**2)
 
 
 def relative_index(q: torch.Tensor, k: torch.Tensor, window: int) -> torch.Tensor:

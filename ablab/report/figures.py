@@ -34,12 +34,10 @@ from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from ..io import write_figure_atomic
-from .tables import measurement_settings
+from ..store import summary as schema
 
 DPI = 150
 FORMATS = ("png", "pdf")
-NUMERIC = ("params_m", "gflops", "throughput", "top1", "top1_std", "d_top1", "peak_gmacs")
-TEXT = ("step", "label", "parent", "device", "dtype", "compile", "channels_last", "status")
 MAX_LABEL = 40  # characters of "id: label" before it is cut with "…"
 MAX_AREA = 500.0  # marker area (pt²) of the largest model; area is proportional to GFLOPs
 MIN_AREA = 6.0  # floor so that a model ~100x smaller than the largest still shows
@@ -85,15 +83,9 @@ class _Label:
 
 
 def read_summary(path: Path) -> Summary:
-    """Read summary.csv; absent columns become empty text or NaN so older files still draw."""
-    df = pd.read_csv(path, dtype={"step": str}, keep_default_na=False)
-    for col in TEXT:
-        df[col] = df[col].astype(str) if col in df else ""
-    for col in NUMERIC:
-        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
-    df["root"] = _roots(df)
+    """A summary.csv as the results store reads it, with each chain root's label kept beside the root."""
+    df = schema.read_summary(path)
     df["root_label"] = df["root"].map(dict(zip(df["step"], df["label"])))  # kept when rows are split by setting
-    df["setting"] = measurement_settings(df)
     return Summary(path.parent.parent.name, path.parent.name, df)
 
 
@@ -109,20 +101,6 @@ def by_setting(s: Summary) -> list[tuple[str, Summary]]:
 def _slug(text: str) -> str:
     """'NVIDIA H100 80GB HBM3, fp16' -> 'nvidia-h100-80gb-hbm3-fp16': a setting as part of a file name."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def _roots(df: pd.DataFrame) -> list[str]:
-    """Each step's chain root: follow `parent` until a step without one (or with a parent not in this file)."""
-    parent = dict(zip(df["step"], df["parent"]))
-
-    def root(step: str) -> str:
-        seen = {step}
-        while parent.get(step, "") in parent and parent[step] not in seen:
-            step = parent[step]
-            seen.add(step)
-        return step
-
-    return [root(s) for s in df["step"]]
 
 
 def hardware_efficiency(gflops: float, throughput: float, peak_gmacs: float) -> float:

@@ -10,9 +10,9 @@ from typing import Optional
 
 import pandas as pd
 
+from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
-from ..profile import setting_label
-from ..spec import DESIGN_COLUMNS
+from ..store.summary import SeedStats, read_summary
 
 # (our column, paper column, header, digits)
 COMPARED = [
@@ -38,32 +38,32 @@ def find_summaries(root: Path) -> list[Path]:
 def build_table(summary: Path) -> Table:
     """One row per step: the design columns that change along the recipe, then ours | paper | difference;
     throughput in one column per measurement setting (device, precision), so no column mixes machines."""
-    df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
+    df = read_summary(summary)
     recipe, profile = summary.parent.parent.name, summary.parent.name
-    setting = measurement_settings(df)
+    setting = df["setting"]
     out = pd.DataFrame({"step": df["step"], "model": df["label"]})
     for col in DESIGN_COLUMNS:
         if col in df and _varies(df[col]):
             out[col] = df[col]
     for ours, paper, header, digits in COMPARED:
-        value = pd.to_numeric(df[ours], errors="coerce")
+        value = df[ours]
         columns = _per_setting(value, setting, header) if ours == "throughput" else {header: value}
         for name, column in columns.items():
             out[name] = column.round(digits)
         if paper in df and (profile == "paper" or ours == "throughput"):  # a shrunk profile has other sizes
-            ref = pd.to_numeric(df[paper], errors="coerce")
+            ref = df[paper]
             out[f"paper {header}"] = ref
             if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[f"diff {header}"] = (value - ref).round(digits + 1)
-    out["x root"] = _ratio_to_root(df, pd.to_numeric(df["throughput"], errors="coerce"), setting).round(2)
+    out["x root"] = _ratio_to_root(df, df["throughput"], setting).round(2)
     if "paper_throughput" in df:  # the paper's own speed-up over the root, on the paper's hardware
-        out["paper x root"] = _ratio_to_root(df, pd.to_numeric(df["paper_throughput"], errors="coerce")).round(2)
-    if "top1" in df and df["top1"].astype(str).str.len().gt(0).any():
+        out["paper x root"] = _ratio_to_root(df, df["paper_throughput"]).round(2)
+    if df["top1"].notna().any():
         out = _with_training(out, df)
     for paper, header in PAPER_ONLY:
         if paper in df:
-            out[header] = pd.to_numeric(df[paper], errors="coerce")
-    status = df["status"].astype(str) if "status" in df else pd.Series("measured", index=df.index)
+            out[header] = df[paper]
+    status = df["status"].where(df["status"] != "", "measured")
     if not status.isin(["done", "measured"]).all():  # missing, unfinished or failed work is named, never hidden
         out["status"] = status
     devices = "; ".join(dict.fromkeys(s for s in setting if s)) or "nothing measured"
@@ -76,30 +76,34 @@ def build_table(summary: Path) -> Table:
 
 def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     """top-1 as mean ± std over seeds, top-5, change of top-1 versus the parent step, train hours, status."""
-    top1, std = pd.to_numeric(df["top1"], errors="coerce"), pd.to_numeric(df["top1_std"], errors="coerce")
-    seeds = df["seeds"].astype(str).str.split().str.len()
-    out["top-1"] = [
-        "" if pd.isna(m) else (f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}") for m, s, n in zip(top1, std, seeds)
-    ]
-    out["top-5"] = pd.to_numeric(df["top5"], errors="coerce").round(2)
-    out["d top-1"] = pd.to_numeric(df["d_top1"], errors="coerce").round(2)
-    out["train h"] = pd.to_numeric(df["train_hours"], errors="coerce").round(3)
-    if "pretrain" in df and df["pretrain"].astype(str).str.len().gt(0).any():  # HiViT Table 8's columns
+    out["top-1"] = [_top1(df, i) for i in df.index]
+    out["top-5"] = df["top5"].round(2)
+    out["d top-1"] = df["d_top1"].round(2)
+    out["train h"] = df["train_hours"].round(3)
+    if df["pretrain"].str.len().gt(0).any():  # HiViT Table 8's columns
         out["pretrain"] = df["pretrain"]
-        out["pt s/epoch"] = pd.to_numeric(df["pretrain_epoch_seconds"], errors="coerce").round(1)
-        out["pt peak MB"] = pd.to_numeric(df["pretrain_peak_mb"], errors="coerce").round(0)
+        out["pt s/epoch"] = df["pretrain_epoch_seconds"].round(1)
+        out["pt peak MB"] = df["pretrain_peak_mb"].round(0)
     return out
+
+
+def _top1(df: pd.DataFrame, i: int) -> str:
+    """Row i's top-1 as 'mean ± std' over its seeds ('mean' for one seed), '' when not trained."""
+    mean, std = df.at[i, "top1"], df.at[i, "top1_std"]
+    if pd.isna(mean):
+        return ""
+    return str(SeedStats(mean, None if pd.isna(std) else std, len(df.at[i, "seeds"].split())))
 
 
 def build_overview(summaries: list[Path], profile: str) -> Table:
     """Every recipe's last step beside the root of its chain, one profile: where each transition ends up."""
     rows = []
     for summary in summaries:
-        df = pd.read_csv(summary, dtype={"step": str}, keep_default_na=False)
+        df = read_summary(summary)
         last = df.index[-1]
         root = _root_index(df, last)
-        setting = measurement_settings(df)
-        ratio = _ratio_to_root(df, pd.to_numeric(df["throughput"], errors="coerce"), setting)
+        setting = df["setting"]
+        ratio = _ratio_to_root(df, df["throughput"], setting)
         for i, role in ((root, "from"), (last, "to")):
             rows.append({"recipe": summary.parent.parent.name, "": role, "step": df.at[i, "step"],
                          "model": df.at[i, "label"], **_overview_numbers(df, i), "x root": ratio[i],
@@ -118,25 +122,17 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
 
 def _overview_numbers(df: pd.DataFrame, i: int) -> dict[str, object]:
     """Params, GFLOPs, im/s and top-1 (mean ± std) of row `i`, with the paper's top-1 where cited."""
-    num = lambda col: pd.to_numeric(df.at[i, col], errors="coerce") if col in df else float("nan")  # noqa: E731
-    top1, std = num("top1"), num("top1_std")
     return {
-        "Params (M)": round(num("params_m"), 2), "GFLOPs": round(num("gflops"), 2),
-        "im/s": round(num("throughput"), 1),
-        "top-1": "" if pd.isna(top1) else (f"{top1:.2f} ± {std:.2f}" if std > 0 else f"{top1:.2f}"),
-        "paper top-1": num("paper_top1"),
-        "status": df.at[i, "status"] if "status" in df else "",
+        "Params (M)": round(df.at[i, "params_m"], 2), "GFLOPs": round(df.at[i, "gflops"], 2),
+        "im/s": round(df.at[i, "throughput"], 1), "top-1": _top1(df, i),
+        "paper top-1": df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
+        "status": df.at[i, "status"],
     }
 
 
 def _root_index(df: pd.DataFrame, i: int) -> int:
-    """Row index of the chain root above row `i` (follow `parent` until a step without one)."""
-    index = {step: k for k, step in enumerate(df["step"])}
-    seen: set[int] = set()
-    while df.at[i, "parent"] in index and i not in seen:
-        seen.add(i)
-        i = index[df.at[i, "parent"]]
-    return i
+    """Row index of the chain root of row `i`."""
+    return int(df.index[df["step"] == df.at[i, "root"]][0])
 
 
 def _varies(column: pd.Series) -> bool:
@@ -151,13 +147,6 @@ def _ratio_to_root(df: pd.DataFrame, speed: pd.Series, setting: Optional[pd.Seri
     roots = {i: _root_index(df, i) for i in df.index}
     return pd.Series([speed[i] / speed[r] if setting is None or setting[i] == setting[r] else math.nan
                       for i, r in roots.items()], index=df.index)
-
-
-def measurement_settings(df: pd.DataFrame) -> pd.Series:
-    """Each row's measurement setting in words (device, precision, compilation, memory format; '' if unmeasured)."""
-    text = {c: df[c].astype(str) if c in df else pd.Series("", index=df.index)
-            for c in ("device", "dtype", "compile", "channels_last")}
-    return pd.Series([setting_label(*values) for values in zip(*text.values())], index=df.index, dtype=str)
 
 
 def _per_setting(values: pd.Series, setting: pd.Series, header: str) -> dict[str, pd.Series]:

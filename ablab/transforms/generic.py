@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec import ArchSpec, SpecError
+from ..arch.spec import ArchSpec, SpecError
 from .registry import PreconditionError, transform
 
 

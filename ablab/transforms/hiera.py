@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from ..spec import ArchSpec
+from ..arch.spec import ArchSpec
 from .registry import require, transform
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..spec import ArchSpec, Stage
+from ..arch.spec import ArchSpec, Stage
 from .registry import require, transform
 
 

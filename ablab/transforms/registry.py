@@ -6,7 +6,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, get_type_hints
 
-from ..spec import ArchSpec
+from ..arch.spec import ArchSpec
 
 
 class PreconditionError(ValueError):

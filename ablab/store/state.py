@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import read_json, write_json_atomic
+from ..io import read_json, write_json_atomic
 
 SUBMITTED_FILE, JOB_FILE = "submitted.json", "job.json"
 ACTIVE = ("pending", "running")  # states in which a job still owns the run directory

@@ -14,9 +14,9 @@ import timm
 import torch
 from torch import nn
 
-from .build import build
-from .measure.params import count_params
-from .presets import TIMM_EQUIVALENT, preset
+from ..arch.build import build
+from ..arch.presets import preset_spec, timm_twins
+from .params import count_params
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,12 @@ def _seconds_per_batch(model: nn.Module, x: torch.Tensor) -> float:
 
 def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 10, device: str = "cpu") -> BenchResult:
     """Median images/s of our `name` preset and its timm twin, timed alternately."""
-    if name not in TIMM_EQUIVALENT:
-        raise KeyError(f"preset '{name}' has no timm twin; choose from {', '.join(sorted(TIMM_EQUIVALENT))}")
-    spec = preset(name)
+    twins = timm_twins()
+    if name not in twins:
+        raise KeyError(f"preset '{name}' has no timm twin; choose from {', '.join(sorted(twins))}")
+    spec = preset_spec(name)
     ours = build(spec).eval().to(device)
-    ref = timm.create_model(TIMM_EQUIVALENT[name]).eval().to(device)
+    ref = timm.create_model(twins[name]).eval().to(device)
     x = torch.randn(batch_size, spec.in_chans, spec.img_size, spec.img_size, device=device)
     times: dict[str, list[float]] = {"ours": [], "timm": []}
     with torch.inference_mode():
@@ -56,5 +57,5 @@ def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 10, device:
             for key in ("ours", "timm") if i % 2 == 0 else ("timm", "ours"):
                 times[key].append(_seconds_per_batch(ours if key == "ours" else ref, x))
     per_s = {k: batch_size / statistics.median(v) for k, v in times.items()}
-    return BenchResult(name, TIMM_EQUIVALENT[name], batch_size, per_s["ours"], per_s["timm"],
+    return BenchResult(name, twins[name], batch_size, per_s["ours"], per_s["timm"],
                        count_params(ours) == count_params(ref))

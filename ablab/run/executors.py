@@ -22,15 +22,16 @@ from typing import Any, Callable, Optional
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from .cluster import ClusterConfig
-from .io import read_json
-from .measure.throughput import MeasureError, resolve_setting
-from .profile import Measure
+from ..arch.spec import ArchSpec
+from ..io import read_json
+from ..measure.throughput import MeasureError, resolve_setting
+from ..recipe import Recipe
+from ..settings import ClusterConfig, Measure
+from ..store.keys import measure_key, train_key
+from ..store.paths import Store
+from ..store.state import ACTIVE, epoch_progress, record_job, record_submission, run_state
 from .progress import RunProgress
-from .recipe import Recipe
-from .runner import run_key, run_recipe, step_dir, train_key
-from .spec import ArchSpec
-from .runstate import ACTIVE, epoch_progress, record_job, record_submission, run_state
+from .runner import run_recipe
 
 # submitit 1.5.3 finds its executors through pkg_resources, which warns on every import; nothing for us to act on
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -42,16 +43,17 @@ class RunJob(Checkpointable):
     """One job: a step's training with one seed (measuring the step first when `measure`), or with `seed` None
     the step's measurement alone; requeued on pre-emption or time-out, it resumes from its last checkpoint."""
 
-    def __init__(self, recipe: Recipe, profile: str, results: Path, step: str, seed: Optional[int], measure: bool,
+    def __init__(self, recipe: Recipe, profile: str, store: Store, step: str, seed: Optional[int], measure: bool,
                  data_root: Optional[str]) -> None:
-        self.recipe, self.profile, self.results, self.data_root = recipe, profile, results, data_root
+        self.recipe, self.profile, self.store, self.data_root = recipe, profile, store, data_root
         self.step, self.seed, self.measure = step, seed, measure
 
     @property
     def run_dir(self) -> Path:
         """Where the job records its state: the seed run's directory, or the step's for a measurement job."""
-        out = step_dir(self.results, self.recipe, self.profile, self.step)
-        return out if self.seed is None else out / f"seed{self.seed}"
+        if self.seed is None:
+            return self.store.step_dir(self.recipe.name, self.profile, self.step)
+        return self.store.seed_dir(self.recipe.name, self.profile, self.step, self.seed)
 
     @property
     def name(self) -> str:
@@ -70,9 +72,9 @@ class RunJob(Checkpointable):
         if lead:
             record_job(self.run_dir, env.job_id, "running", host=socket.gethostname(), pid=os.getpid())
         try:
-            run_recipe(self.recipe, self.profile, self.results, [self.step], force, log=_print,
-                       measure_only=self.seed is None, seeds=(self.seed,) if self.seed is not None else (),
-                       data_root=self.data_root, progress=RunProgress(log=_print), measure=self.measure)
+            run_recipe(self.recipe, self.profile, self.store, [self.step], force, log=_print,
+                       train_steps=self.seed is not None, seeds=(self.seed,) if self.seed is not None else (),
+                       data_root=self.data_root, progress=RunProgress(log=_print), measure_steps=self.measure)
         except KeyboardInterrupt:  # submitit's local executor cancels a job with SIGINT
             if lead:
                 record_job(self.run_dir, env.job_id, "failed", reason=f"cancelled after {epoch_progress(self.run_dir)}")
@@ -101,19 +103,19 @@ class Submission:
     folder: Path
 
 
-def plan(recipe: Recipe, profile: str, results: Path, steps: Optional[list[str]], seeds: tuple[int, ...],
+def plan(recipe: Recipe, profile: str, store: Store, steps: Optional[list[str]], seeds: tuple[int, ...],
          measure_only: bool, force: bool, data_root: Optional[str], log: Callable[[str], None]) -> list[RunJob]:
     """The jobs still to run: finished work (same key) is skipped, as the runner would, and so is a run whose
     job is pending or running (unless `force`), so that two jobs never write one run directory."""
     prof, work = recipe.profiles[profile], []
     for step in [s for s in recipe.steps if not steps or s.id in steps]:
-        spec, out = recipe.spec(step.id, profile), step_dir(results, recipe, profile, step.id)
+        spec, out = recipe.spec(step.id, profile), store.step_dir(recipe.name, profile, step.id)
         measure = force or not _measured(out / "metrics.json", spec, prof.measure)
         todo = []
         if not measure_only:
             cfg = recipe.train_config(step.id, profile, data_root)
             for seed in seeds:
-                run = out / f"seed{seed}"
+                run = store.seed_dir(recipe.name, profile, step.id, seed)
                 if not force and _up_to_date(run / "metrics.json", train_key(spec, cfg, seed)):
                     log(f"[{step.id}] seed {seed}: done earlier, skipped (--force re-runs)")
                 elif not force and _busy(run, log, f"[{step.id}] seed {seed}"):
@@ -121,16 +123,16 @@ def plan(recipe: Recipe, profile: str, results: Path, steps: Optional[list[str]]
                 else:
                     todo.append(seed)
         # the step's first job always measures: its runner skips a measurement up to date on that job's node
-        work += [RunJob(recipe, profile, results, step.id, seed, i == 0, data_root) for i, seed in enumerate(todo)]
+        work += [RunJob(recipe, profile, store, step.id, seed, i == 0, data_root) for i, seed in enumerate(todo)]
         if measure and not todo and (force or not _busy(out, log, f"[{step.id}] measurement")):
-            work.append(RunJob(recipe, profile, results, step.id, None, True, data_root))
+            work.append(RunJob(recipe, profile, store, step.id, None, True, data_root))
     return work
 
 
-def submit(recipe: Recipe, profile: str, results: Path, work: list[RunJob], cluster: ClusterConfig, force: bool,
+def submit(recipe: Recipe, profile: str, store: Store, work: list[RunJob], cluster: ClusterConfig, force: bool,
            log: Callable[[str], None]) -> Submission:
     """Hand `work` to submitit as one job array with `cluster`'s resources and record each job's submission."""
-    folder = results / recipe.name / profile / LOG_DIR
+    folder = store.profile_dir(recipe.name, profile) / LOG_DIR
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster.cluster)
     executor.update_parameters(**executor_parameters(cluster, f"ablab-{recipe.name}-{profile}"))
     with submitit.helpers.clean_env(), executor.batch():  # no SLURM_* or RANK of an enclosing job leaks in
@@ -172,7 +174,7 @@ def _measured(metrics_path: Path, spec: ArchSpec, measure: Measure) -> bool:
         setting = resolve_setting(measure, cuda_available=not str(stored.get("device", "cpu")).startswith("cpu"))
     except MeasureError:
         return False
-    return stored.get("key") == run_key(spec, setting, stored.get("device", ""))
+    return stored.get("key") == measure_key(spec, setting, stored.get("device", ""))
 
 
 def _up_to_date(metrics_path: Path, key: str) -> bool:

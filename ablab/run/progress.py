@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .train.engine import Progress as EngineProgress
+from ..engine.loop import Progress as EngineProgress
 
 
 class RunProgress:

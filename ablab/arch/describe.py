@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .spec import ArchSpec, Stage, diff, effective_window
+from .kinds import HEADS
+from .spec import ArchSpec, Stage, diff
 
 
 def describe(spec: ArchSpec) -> list[str]:
@@ -11,35 +12,24 @@ def describe(spec: ArchSpec) -> list[str]:
             else f"{spec.patch_size}x{spec.patch_size} patches")
     lines = [f"input {spec.img_size}px x{spec.in_chans} -> stem {stem}"
              f"{' + LayerNorm' if spec.stem_norm else ''}{', class token' if spec.class_token else ''}"]
-    units = spec.mask_unit_windows()
-    for i, ((tokens, grid), st) in enumerate(zip(spec.geometry(), spec.stages)):
-        if st.block == "mlp":
-            kind = "MLP-only"
-        elif st.attention == "mask_unit":
-            kind = f"mask-unit {units[i]}x{units[i]} attn"
-        elif st.attention == "window" and effective_window(grid, st.window) != grid:
-            kind = f"{'shifted ' if st.shift else ''}window {st.window} attn"
-        else:
-            kind = "global attn"
+    for ctx in spec.contexts():
+        st = ctx.stage
         extras = [f"{st.heads} heads"] if st.heads else []
         extras.append(f"mlp x{st.mlp_ratio:g}")
         if st.pools_kv:
             extras.append(f"KV {st.pool} k{st.kv_kernel}/s{st.kv_stride}")
         if st.pool_stride1:
             extras.append(f"Q {st.pool} k{st.q_kernel}/s1")
-        if st.rel_pos != "none":
-            extras.append(f"rel-pos {st.rel_pos}")
+        extras.append(ctx.rel_pos.describe(ctx))
         if st.residual_pooling:
             extras.append("residual pooling")
         if st.pos_embed:
             extras.append("abs pos embed")
-        if st.downsample in ("q_pool", "token_pool"):
-            extras.append(f"<- {st.downsample} ({st.pool} k{st.q_kernel}/s2)")
-        elif st.downsample != "none":
-            extras.append(f"<- {st.downsample}")
-        where = f"{grid}x{grid}" if grid else f"{tokens} tok"
-        lines.append(f"stage {i}: {where:>7} {st.depth:>2} x {kind:<24} dim {st.dim:<5} {', '.join(extras)}")
-    pool = "class token" if spec.pool == "token" else "average pool"
+        extras.append(ctx.downsample.describe(ctx))
+        where = f"{ctx.side}x{ctx.side}" if ctx.side else f"{ctx.tokens} tok"
+        lines.append(f"stage {ctx.index}: {where:>7} {st.depth:>2} x {ctx.block.describe(ctx):<24} dim {st.dim:<5} "
+                     f"{', '.join(e for e in extras if e)}")
+    pool = HEADS[spec.pool].describe
     order = f"LayerNorm -> {pool}" if spec.head_norm == "tokens" else f"{pool} -> LayerNorm"
     lines.append(f"head: {order} -> {spec.num_classes} classes")
     return lines

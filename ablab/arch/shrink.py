@@ -1,0 +1,49 @@
+"""A profile's shrink of a spec: the paper's exact scale, or a uniform shrink of every step for the CPU.
+
+A shrink applies the same factors to every step's spec, so each step keeps its meaning: widths and head counts
+scale together (head width is kept), depths scale and round (at least 1 block), the image and every patch size
+scale so each stage keeps its share of the grid, and each attention kind keeps what it reads of the grid (windows
+keep their share of it). Strides, pooling kernels and mask units (in tokens) are kept, so every pooling step
+still pools; an overlapping stem keeps an odd kernel of its scaled size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+from ..settings import Scale
+from .spec import ArchSpec, SpecError, check
+
+
+def _round(x: float) -> int:
+    return int(x + 0.5)
+
+
+def shrink(spec: ArchSpec, scale: Optional[Scale], num_classes: Optional[int] = None) -> ArchSpec:
+    """The spec at a profile's scale (and class count); SpecError if the shrunk spec cannot be built."""
+    if num_classes is not None:
+        spec = dataclasses.replace(spec, num_classes=num_classes)
+    if scale is None:
+        return spec
+    patch = _round(spec.patch_size * scale.patch)
+    if patch < 1:
+        raise SpecError([f"patch scale {scale.patch} shrinks patch_size {spec.patch_size} below 1"])
+    stem_kernel = 0
+    if spec.stem_kernel:  # the smallest odd kernel covering the scaled one, and at least the patch
+        stem_kernel = max(patch + 1 - patch % 2, 2 * math.ceil((spec.stem_kernel * scale.patch - 1) / 2) + 1)
+    stages = tuple(
+        dataclasses.replace(st, dim=_round(st.dim * scale.width),
+                            heads=max(1, _round(st.heads * scale.width)) if st.heads else 0,
+                            depth=max(1, _round(st.depth * scale.depth)))
+        for st in spec.stages
+    )
+    new = dataclasses.replace(spec, img_size=scale.img_size, patch_size=patch, stem_kernel=stem_kernel, stages=stages)
+    for old_ctx, ctx in zip(spec.contexts(), new.contexts()):
+        if old_ctx.side and ctx.side:
+            changes = ctx.attention.shrink(ctx.stage, old_ctx.side, ctx.side)
+            if changes:
+                new = new.with_stage(ctx.index, **changes)
+    check(new)
+    return new

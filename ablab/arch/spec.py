@@ -1,0 +1,297 @@
+"""ArchSpec: a frozen, serialisable description of one vision transformer.
+
+Every design change the papers study is a field here, so that ViT, DeiT, Swin, HiViT, MViTv2, Hiera and HVT
+are points of one spec space and two adjacent steps of a transition differ in exactly the fields a transform
+touched. What a kind field's value means (a block, attention, downsample, relative-position or head kind) is
+declared by its kind in `ablab.arch.kinds`; this module holds the data, its geometry and its checks. No torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from ..schema import Key, Problems, SchemaError, did_you_mean, loaded
+from .kinds import ATTENTION, BLOCKS, DOWNSAMPLE, HEADS, REL_POS, STAGE_KINDS, StageContext
+
+PoolOp = Literal["conv", "max", "avg"]
+Expand = Literal["attn", "mlp"]
+HeadNorm = Literal["tokens", "pooled"]
+
+KIND_FIELD = {"kind_field": True}  # read only by the kinds that name it; canonical() resets it elsewhere
+
+
+class SpecError(SchemaError):
+    """An ArchSpec that cannot be built; each line names the field."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One resolution of the model: `depth` blocks of width `dim`.
+
+    block -- a block kind: `attention` (pre-norm attention + MLP) or `mlp` (MLP-only, HiViT's low stages).
+    attention -- an attention kind: `global`; `window` (Swin's `window` x `window` windows, `shift` alternates
+      shifted windows; a window at least as large as the grid is global); `mask_unit` (Hiera: local attention
+      inside each mask unit, whose window shrinks with every Q pooling).
+    downsample -- how this stage's input is made from the previous stage's output: `patch_merge` (Swin, HiViT);
+      `q_pool` (the first block pools Q and its shortcut by 2x2: MViTv2, Hiera); `token_pool` (HVT's 1D `pool`
+      over the token sequence, kernel `q_kernel`, stride 2; `conv` is a dense Conv1d).
+    rel_pos -- `bias`: a learned (2W-1)^2 x heads table (Swin); `decomposed`: MViTv2's rel_pos_h / rel_pos_w.
+    pos_embed -- a learned absolute position embedding is added where this stage starts.
+    Pooling attention (MViTv2): K and V are pooled by `pool` with `kv_kernel` and stride `kv_stride` in every
+      block; Q by `q_kernel`, stride 2 in a q_pool stage's first block. `pool_stride1` also applies the pools at
+      stride 1 (MViTv2 pools with kernel 3 everywhere). `conv` is a depthwise conv over each head's channels
+      followed by LayerNorm. `residual_pooling` adds the pooled Q to the attention output.
+    """
+
+    depth: int
+    dim: int
+    heads: int = 0
+    block: str = "attention"
+    mlp_ratio: float = 4.0
+    attention: str = "global"
+    window: int = field(default=0, metadata=KIND_FIELD)
+    shift: bool = field(default=False, metadata=KIND_FIELD)
+    rel_pos: str = "none"
+    pos_embed: bool = False
+    downsample: str = "none"
+    pool: PoolOp = field(default="max", metadata=KIND_FIELD)
+    q_kernel: int = field(default=2, metadata=KIND_FIELD)
+    kv_kernel: int = field(default=3, metadata=KIND_FIELD)
+    kv_stride: int = 1
+    pool_stride1: bool = False
+    residual_pooling: bool = False
+
+    @property
+    def pools_kv(self) -> bool:
+        return self.kv_stride > 1 or self.pool_stride1
+
+    @property
+    def multiscale(self) -> bool:
+        """An MViTv2 / Hiera stage: pooling (Q, K/V, residual), decomposed relative positions or mask units."""
+        return (DOWNSAMPLE[self.downsample].pools_in_block or self.pools_kv or self.residual_pooling
+                or REL_POS[self.rel_pos].multiscale or ATTENTION[self.attention].multiscale)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Values out of range, whatever the kinds."""
+        out = []
+        for name, least in (("depth", 0), ("dim", 1), ("heads", 0), ("window", 0), ("q_kernel", 1),
+                            ("kv_kernel", 1), ("kv_stride", 1)):
+            if getattr(self, name) < least:
+                out.append((name, f"must be at least {least}, got {getattr(self, name)}"))
+        if not self.mlp_ratio > 0:
+            out.append(("mlp_ratio", f"must be positive, got {self.mlp_ratio}"))
+        return out
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole model: stem, stages, position encoding and head.
+
+    stem_kernel -- 0: non-overlapping patch_size x patch_size conv (ViT, Swin); an odd k: k x k conv with
+      stride patch_size and padding k // 2 (MViTv2 and Hiera: 7x7, stride 4).
+    mask_unit -- side of a mask unit in stem tokens (Hiera: 32 px = 8 tokens of 4 px).
+    pool -- a head kind: `token` (the class token) or `avg` (the mean of the final tokens).
+    head_norm -- the final LayerNorm acts on every token before pooling (`tokens`: ViT, Swin, MViTv2) or on
+      the pooled vector (`pooled`: Hiera, HiViT).
+    channel_expand -- at a q_pool transition, widen in the first block's attention (`attn`: MViTv2-B,
+      Hiera) or in the previous stage's last MLP (`mlp`: MViTv2-L).
+    """
+
+    stages: tuple[Stage, ...]
+    img_size: int = 224
+    in_chans: int = 3
+    num_classes: int = 1000
+    patch_size: int = 16
+    stem_kernel: int = 0
+    stem_norm: bool = False
+    class_token: bool = True
+    pool: str = "token"
+    head_norm: HeadNorm = "tokens"
+    qkv_bias: bool = True
+    norm_eps: float = 1e-5
+    mask_unit: int = 8
+    channel_expand: Expand = "attn"
+    drop_path: float = 0.0
+    name: str = field(default="", compare=False)
+
+    # ---- derived geometry -------------------------------------------------
+    def contexts(self) -> list[StageContext]:
+        """Every stage where it sits: its input and output grid, mask-unit side and kinds (names must be known)."""
+        side: Optional[int] = self.img_size // self.patch_size
+        tokens, unit, prev, out = side * side, self.mask_unit, None, []
+        for i, st in enumerate(self.stages):
+            down = DOWNSAMPLE[st.downsample]
+            side_out, tokens = down.geometry(side, tokens, st)
+            unit = unit // 2 if down.halves else unit
+            prev = StageContext(self, i, side, side_out, tokens, unit, BLOCKS[st.block], ATTENTION[st.attention],
+                                down, REL_POS[st.rel_pos], prev)
+            out.append(prev)
+            side = side_out
+        return out
+
+    def geometry(self) -> list[tuple[int, Optional[int]]]:
+        """(tokens, grid side) of each stage after its downsample; side is None once tokens lose 2D layout."""
+        return [(ctx.tokens, ctx.side) for ctx in self.contexts()]
+
+    def grids(self) -> list[Optional[int]]:
+        """Side length of the token grid in each stage (None after a 1D token pool)."""
+        return [ctx.side for ctx in self.contexts()]
+
+    def mask_unit_windows(self) -> list[int]:
+        """Side of a mask unit, in tokens, in each stage: it halves with every Q pooling / merge."""
+        return [ctx.unit for ctx in self.contexts()]
+
+    def with_stage(self, index: int, **changes: Any) -> ArchSpec:
+        """A copy with stage `index` changed."""
+        stages = list(self.stages)
+        stages[index] = dataclasses.replace(stages[index], **changes)
+        return dataclasses.replace(self, stages=tuple(stages))
+
+    # ---- checks -----------------------------------------------------------
+    def problems(self) -> list[tuple[Key, str]]:
+        """(field path, message) for every way the spec cannot be built, all of them."""
+        if not self.stages:
+            return [(("stages",), "a non-empty list of stages is required")]
+        out: list[tuple[Key, str]] = []
+        for i, st in enumerate(self.stages):
+            out += [(("stages", i, name), message) for name, message in st.problems()]
+            for name, kinds in STAGE_KINDS.items():
+                value = getattr(st, name)
+                if value not in kinds:
+                    out.append((("stages", i, name), f"unknown {name} kind {value!r}; {did_you_mean(value, kinds)}"))
+        if self.pool not in HEADS:
+            out.append((("pool",), f"unknown head kind {self.pool!r}; {did_you_mean(self.pool, HEADS)}"))
+        for name in ("img_size", "in_chans", "patch_size"):
+            if getattr(self, name) < 1:
+                out.append(((name,), f"must be at least 1, got {getattr(self, name)}"))
+        if out:
+            return out
+        if self.img_size % self.patch_size:
+            out.append((("img_size",), f"{self.img_size} is not divisible by patch_size {self.patch_size}"))
+        if self.stem_kernel and (self.stem_kernel % 2 == 0 or self.stem_kernel < self.patch_size):
+            out.append((("stem_kernel",), f"an overlapping stem needs an odd kernel >= patch_size, got "
+                                          f"{self.stem_kernel}"))
+        for ctx in self.contexts():
+            out += [(("stages", ctx.index, name), message) for name, message in _stage_problems(ctx)]
+            if ctx.side == 0:
+                break  # nothing further can be built on an empty grid
+        first = self.stages[0]
+        if self.class_token and (len(self.stages) != 1 or first.attention != "global" or first.block != "attention"
+                                 or first.multiscale):
+            out.append((("class_token",), "a class token needs a single stage of plain global attention"))
+        out += [((name,), message) for name, message in HEADS[self.pool].problems(self)]
+        return out
+
+    # ---- serialisation ----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stages"] = [dict(s) for s in d["stages"]]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        """Build and check a spec from plain data; SpecError lists every unknown, mistyped or unbuildable field."""
+        return loaded(cls, data, SpecError)
+
+
+def _stage_problems(ctx: StageContext) -> list[tuple[str, str]]:
+    """What is wrong with one stage in its model: sizes, its downsample, its blocks."""
+    st, prev = ctx.stage, ctx.prev
+    if ctx.side == 0:
+        return [("downsample", "the grid is empty here: the image is too small for this many downsamplings")]
+    out = []
+    if ctx.index == 0 and st.downsample != "none":
+        out.append(("downsample", "the first stage takes the stem's output; use 'none'"))
+    if prev is not None and not ctx.downsample.halves and st.dim != prev.stage.dim:
+        out.append(("dim", f"changes width ({prev.stage.dim} -> {st.dim}) without a patch_merge or q_pool"))
+    return out + ctx.downsample.problems(ctx) + ctx.block.problems(ctx)
+
+
+def check(spec: ArchSpec) -> None:
+    """Raise SpecError listing every way `spec` cannot be built."""
+    found = Problems()
+    found.extend((), spec.problems())
+    found.raise_if_any(SpecError)
+
+
+def canonical(spec: ArchSpec) -> ArchSpec:
+    """The same model with every field that has no effect reset to its default (a kind field its kinds do not
+    read, the mask unit without mask-unit attention, the name), so that specs compare and hash by what they build."""
+    default = Stage(depth=1, dim=1)
+    kind_fields = [f.name for f in dataclasses.fields(Stage) if f.metadata.get("kind_field")]
+    stages, spec_fields = [], set()
+    for ctx in spec.contexts():
+        st = ctx.stage
+        used = set().union(*(kind.reads(st) for kind in (ctx.block, ctx.attention, ctx.downsample, ctx.rel_pos)))
+        stages.append(dataclasses.replace(st, **{f: getattr(default, f) for f in kind_fields if f not in used}))
+        spec_fields |= set(ctx.attention.spec_fields)
+    mask_unit = spec.mask_unit if "mask_unit" in spec_fields else ArchSpec.mask_unit
+    return dataclasses.replace(spec, stages=tuple(stages), mask_unit=mask_unit, name="")
+
+
+def _flat_top(spec: ArchSpec) -> dict[str, Any]:
+    return {k: v for k, v in spec.to_dict().items() if k not in ("stages", "name")}
+
+
+def diff(old: ArchSpec, new: ArchSpec) -> list[tuple[str, Any, Any]]:
+    """Fields that differ, as (path, old value, new value).
+
+    Stages are aligned by width (difflib), so a stage inserted in front of the
+    others reads as one added stage, not as every stage changed; an added or
+    removed stage reads as ('stages[i]', None, Stage) or (…, Stage, None).
+    """
+    a, b = _flat_top(old), _flat_top(new)
+    out = [(k, a[k], b[k]) for k in a if a[k] != b[k]]
+    matcher = difflib.SequenceMatcher(a=[s.dim for s in old.stages], b=[s.dim for s in new.stages], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        pairs = list(zip(range(i1, i2), range(j1, j2))) if tag in ("equal", "replace") and i2 - i1 == j2 - j1 else []
+        for i, j in pairs:
+            sa, sb = dataclasses.asdict(old.stages[i]), dataclasses.asdict(new.stages[j])
+            where = f"stages[{j}]" if i == j else f"stages[{i}->{j}]"
+            out += [(f"{where}.{k}", sa[k], sb[k]) for k in sa if sa[k] != sb[k]]
+        if not pairs:
+            out += [(f"stages[{i}]", old.stages[i], None) for i in range(i1, i2)]
+            out += [(f"stages[{j}]", None, new.stages[j]) for j in range(j1, j2)]
+    return out
+
+
+DESIGN_COLUMNS = (
+    "resolution", "tokens", "depths", "dims", "heads", "attention", "rel_pos", "abs_pos", "q_pool", "kv_pool",
+    "stride1_pools", "res_pool", "expand", "head",
+)
+
+
+def design_columns(spec: ArchSpec) -> dict[str, str]:
+    """The design choices a transition table shows, one short string per column (stages joined by '-')."""
+
+    def join(values: list[Any]) -> str:  # numbers read as 2-2-18-2
+        return "-".join(str(v) for v in values)
+
+    def kinds(values: list[str]) -> str:  # kinds read as mu8/mu4/global/global
+        return "/".join(values)
+
+    contexts, stages = spec.contexts(), spec.stages
+    expands = any(ctx.downsample.pools_in_block and ctx.stage.dim != ctx.prev.stage.dim for ctx in contexts[1:])
+    return {
+        "resolution": f"{spec.img_size}px/{spec.patch_size}" + (f"k{spec.stem_kernel}" if spec.stem_kernel else ""),
+        "tokens": join([ctx.tokens for ctx in contexts]),
+        "depths": join([st.depth for st in stages]),
+        "dims": join([st.dim for st in stages]),
+        "heads": join([st.heads for st in stages]),
+        "attention": kinds([ctx.block.column(ctx) for ctx in contexts]),
+        "rel_pos": kinds([st.rel_pos for st in stages]),
+        "abs_pos": kinds([f"s{i}" for i, st in enumerate(stages) if st.pos_embed]) or "none",
+        "q_pool": kinds([ctx.downsample.column(ctx) for ctx in contexts]),
+        "kv_pool": kinds([f"{st.pool}{st.kv_kernel}s{st.kv_stride}" if st.pools_kv else "none" for st in stages]),
+        "stride1_pools": kinds(["yes" if st.pool_stride1 else "no" for st in stages]),
+        "res_pool": kinds(["yes" if st.residual_pooling else "no" for st in stages]),
+        "expand": spec.channel_expand if expands else "none",
+        "head": HEADS[spec.pool].column,
+    }

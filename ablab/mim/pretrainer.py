@@ -1,0 +1,34 @@
+"""The pre-training model of a method for a spec: MAE, SimMIM or GreenMIM, each imported only when used."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..arch.spec import ArchSpec
+from ..settings import PretrainConfig
+
+
+class PretrainUnsupported(ValueError):
+    """The method cannot pre-train this spec (e.g. sparse MAE through overlapping convs); the message says why."""
+
+
+def build_pretrainer(spec: ArchSpec, cfg: PretrainConfig) -> nn.Module:
+    """The cfg.method model for `spec` (`.encoder`, `.unit`, forward(images, mask) -> loss); PretrainUnsupported
+    with the builder's reason when the method cannot take the spec or its mask unit."""
+    problems = "; ".join(f"{name}: {message}" for name, message in cfg.problems())
+    if problems:
+        raise ValueError(f"pretrain settings: {problems}")
+    try:
+        if cfg.method == "mae":
+            from .mae import build_mae
+
+            return build_mae(spec, cfg)
+        if cfg.method == "greenmim":
+            from .greenmim import build_greenmim
+
+            return build_greenmim(spec, cfg)
+        from .simmim import build_simmim
+
+        return build_simmim(spec, cfg)
+    except ValueError as e:  # SpecError, MaskError, SparseError and the builders' own checks
+        raise PretrainUnsupported(f"{cfg.method} cannot pre-train this model: {e}") from e

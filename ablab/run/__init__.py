@@ -1,0 +1,1 @@
+"""Running recipes: the local runner, the submitit executor and the terminal's progress display."""

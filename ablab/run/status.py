@@ -1,0 +1,35 @@
+"""`ablab status`: where every (step, seed) run of a recipe stands, as a table, from the results store alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..recipe import Recipe
+from ..store.paths import Store
+from ..store.state import SUBMITTED_FILE, RunState, run_state
+from ..store.summary import read_rows
+
+
+def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, ...]) -> list[str]:
+    """A table of every step's runs (the given seeds and any other found on disk; a step's own measurement job
+    when it had one) and a count of runs per state. A step with no run data here (a fresh clone) shows what the
+    committed summary.csv records for it."""
+    recorded = read_rows(store.summary(recipe.name, profile))
+    rows: list[tuple[str, str, RunState]] = []
+    for step in recipe.steps:
+        out = store.step_dir(recipe.name, profile, step.id)
+        if (out / SUBMITTED_FILE).is_file():
+            rows.append((step.id, "-", run_state(out)))
+        found = set(store.seeds_on_disk(recipe.name, profile, step.id))
+        rows += [(step.id, str(seed), run_state(store.seed_dir(recipe.name, profile, step.id, seed)))
+                 for seed in sorted(found | set(seeds))]
+    noted = {}
+    for sid, row in recorded.items():
+        if not store.step_dir(recipe.name, profile, sid).is_dir() and row.get("status") not in ("", "missing", None):
+            noted[sid] = f"summary.csv: {row['status']}" + (f", top-1 {row['top1']}" if row.get("top1") else "")
+    table = [("step", "seed", "state", "detail")] + [
+        (sid, seed, s.state, s.detail or noted.get(sid, "")) for sid, seed, s in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in table]
+    counts = Counter(s.state for _, _, s in rows)
+    return lines + [", ".join(f"{n} {state}" for state, n in counts.items())]

@@ -1,0 +1,273 @@
+"""Settings: plain frozen dataclasses for data, training, pre-training, measurement, scale, cluster and profiles.
+
+The bottom floor of ablab: no torch, no I/O. Every block a recipe may write is one of these, loaded by
+`ablab.schema.load` (types, unknown fields, file:line) and checked by its own `problems()` (ranges and
+conflicts, as (field, message) pairs), so every error of a recipe is reported at once.
+
+A field added after runs were first recorded carries `metadata={"added": True}`: while it is unset (None) it is
+left out of the content keys of runs (`ablab.store.keys`), so results recorded before it existed stay valid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+Problem = tuple[str, str]  # (field, message)
+
+ADDED = {"added": True}  # see the module docstring
+
+# classes of the datasets ablab knows without reading them (ImageFolder counts its folders)
+DATASET_CLASSES = {"shapetex": 10, "cifar10": 10, "cifar100": 100}
+
+
+def _at_least(obj: object, names: tuple[str, ...], least: float) -> list[Problem]:
+    return [(n, f"must be at least {least:g}, got {getattr(obj, n)}") for n in names if getattr(obj, n) < least]
+
+
+def _not_negative(obj: object, names: tuple[str, ...]) -> list[Problem]:
+    return [(n, f"must not be negative, got {getattr(obj, n)}") for n in names if getattr(obj, n) < 0]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from. `shapetex` is generated (no download); the others load from `root`."""
+
+    name: Literal["shapetex", "cifar10", "cifar100", "imagefolder"] = "shapetex"
+    root: str = ""
+    train_size: int = 10000  # shapetex only
+    val_size: int = 2000
+    seed: int = 0  # shapetex only: the dataset's own seed, independent of the run's seed
+    workers: int = 0  # DataLoader workers for datasets read from disk
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """Classes of the dataset when known without loading it (None for ImageFolder)."""
+        return DATASET_CLASSES.get(self.name)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Masked image modeling before supervised fine-tuning (the profile's / step's `train:` settings).
+
+    mae: sparse MAE (the encoder sees the visible mask units only; Hiera, HiViT, ViT); simmim: dense (masked
+    patches replaced by a learned token, linear prediction head; any spec); greenmim: sparse with group window
+    attention (Swin-style window specs). Optimiser: AdamW, cosine schedule with linear warm-up, like TrainConfig.
+    """
+
+    method: Literal["mae", "simmim", "greenmim"] = "mae"
+    mask_ratio: float = 0.75
+    mask_unit: int = 32  # px of the model's input; Hiera / GreenMIM 32, MAE on ViT / HiViT 16
+    batchwise: bool = False  # one mask per batch (GreenMIM Section 3.5; greenmim always masks batch-wise)
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 1.5e-4
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW's; MAE and Hiera Table A1(a) 0.9, 0.95; SimMIM, GreenMIM 0.999
+    warmup_epochs: float = 1.0
+    decoder_depth: int = 1  # transformer blocks of the MAE / GreenMIM decoder
+    decoder_dim: int = 512
+    decoder_heads: int = 16
+    multiscale: bool = False  # Hiera's decoder input: every stage's output fused, not only the last
+    norm_pix: bool = True  # MAE's target: pixels normalised per patch
+    separate_and_pad: bool = False  # Hiera Fig. 4d: run overlapping convs / pools per mask unit with padding
+
+    def problems(self) -> list[Problem]:
+        """(field, message) for every value out of range."""
+        out = []
+        if not 0.0 <= self.mask_ratio < 1.0:
+            out.append(("mask_ratio", f"must be in [0, 1), got {self.mask_ratio}"))
+        out += _at_least(self, ("mask_unit", "epochs", "batch_size", "decoder_dim", "decoder_heads"), 1)
+        out += _not_negative(self, ("min_lr", "weight_decay", "warmup_epochs", "decoder_depth"))
+        if self.lr <= 0:
+            out.append(("lr", f"must be positive, got {self.lr}"))
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            out.append(("betas", f"two numbers in [0, 1) are required, got {list(self.betas)}"))
+        if self.decoder_dim >= 1 and self.decoder_heads >= 1 and self.decoder_dim % self.decoder_heads:
+            out.append(("decoder_heads", f"{self.decoder_heads} heads do not divide decoder_dim {self.decoder_dim}"))
+        return out
+
+
+def units_per_side(img_size: int, patch_size: int, unit: int) -> int:
+    """Mask units of `unit` px along one side of the image; ValueError unless they tile the image and are a whole
+    number of the encoder's `patch_size` px tokens."""
+    if unit <= 0 or img_size % unit:
+        raise ValueError(f"mask_unit {unit} px does not tile the {img_size} px image")
+    if unit % patch_size:
+        raise ValueError(f"mask_unit {unit} px is not a whole number of the encoder's {patch_size} px tokens")
+    return img_size // unit
+
+
+def visible_count(units: int, ratio: float) -> int:
+    """Units each sample keeps at mask `ratio` (at least one, at most all but one when masking anything)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {ratio}")
+    keep = int(round(units * (1.0 - ratio)))
+    return max(1, min(units - (1 if ratio > 0 else 0), keep))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A supervised recipe (AdamW, cosine schedule with linear warm-up), the same for every step."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    drop_path: float = 0.0
+    clip_grad: Optional[float] = None
+    layer_decay: Optional[float] = field(default=None, metadata=ADDED)  # layer-wise lr decay for fine-tuning, (0, 1]
+    ema: Optional[float] = None  # EMA decay; evaluated instead of the raw weights when set
+    amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only
+    hflip: bool = True
+    rrc_scale: Optional[list[float]] = None  # RandomResizedCrop scale range, e.g. [0.08, 1.0] (timm)
+    randaugment: str = ""  # a timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 (images from disk)
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    data: DataConfig = field(default_factory=DataConfig)
+    # masked image modeling first, then fine-tuning under these settings
+    pretrain: Optional[PretrainConfig] = field(default=None, metadata=ADDED)
+
+    def problems(self) -> list[Problem]:
+        """(field, message) for every value out of range."""
+        out = _at_least(self, ("epochs", "batch_size"), 1)
+        if self.lr <= 0:
+            out.append(("lr", f"must be positive, got {self.lr}"))
+        out += _not_negative(self, ("min_lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_path", "mixup",
+                                    "cutmix"))
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            out.append(("layer_decay", f"must be in (0, 1], got {self.layer_decay}"))
+        return out
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A profile's shrink of every step: image size, and factors for patch sizes, widths and depths."""
+
+    img_size: int
+    patch: float = 1.0  # patch-size factor: 16 -> 4 at 0.25
+    width: float = 1.0
+    depth: float = 1.0
+
+    def problems(self) -> list[Problem]:
+        out = _at_least(self, ("img_size",), 1)
+        return out + [(n, f"must be positive, got {getattr(self, n)}") for n in ("patch", "width", "depth")
+                      if not getattr(self, n) > 0]
+
+
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How throughput is measured: eval mode, no grad, `warmup` forwards, then timed for `min_time` seconds at
+    every batch size of the sweep; the best batch is reported. `amp: auto` is fp16 autocast on CUDA (the
+    papers' practice) and fp32 on the CPU; fp16 / bf16 autocast needs CUDA."""
+
+    batch_sizes: tuple[int, ...] = (1, 8)  # the sweep on the CPU, and on CUDA unless cuda_batch_sizes is given
+    cuda_batch_sizes: tuple[int, ...] = ()  # the sweep on CUDA, where batches that fill the GPU are fastest
+    min_time: float = 1.0
+    warmup: int = 3  # untimed forwards per batch size (torch.compile compiles in the first, CUDA graphs record later)
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
+    amp: Literal["auto", "none", "fp16", "bf16"] = "auto"
+    channels_last: bool = False  # model and input in channels_last memory format
+    compile: Literal[COMPILE_MODES] = "none"  # torch.compile mode, or none
+
+    def problems(self) -> list[Problem]:
+        """(field, message) for every value out of range or in conflict."""
+        out = []
+        for name in ("batch_sizes", "cuda_batch_sizes"):
+            sizes = getattr(self, name)
+            if any(b < 1 for b in sizes) or len(set(sizes)) != len(sizes):
+                out.append((name, f"distinct batch sizes of at least 1 are required, got {list(sizes)}"))
+        if not self.batch_sizes:
+            out.append(("batch_sizes", "at least one batch size is required"))
+        if not (self.min_time > 0 and math.isfinite(self.min_time)):
+            out.append(("min_time", f"must be positive, got {self.min_time}"))
+        if self.warmup < 1:
+            out.append(("warmup", f"at least 1 warm-up forward is required, got {self.warmup}"))
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            out.append(("device", f"auto, cpu, cuda or cuda:N is required, got '{self.device}'"))
+        if self.device == "cpu" and self.amp in ("fp16", "bf16"):
+            out.append(("amp", f"{self.amp} autocast is measured on CUDA only; the CPU measures fp32 "
+                               "(amp: auto is fp16 on CUDA and fp32 on the CPU)"))
+        return out
+
+    def resolve(self, cuda: bool) -> Setting:
+        """The measurement as it runs on a machine with (`cuda`) or without CUDA: device `auto` is CUDA when
+        present, `amp: auto` fp16 on CUDA and fp32 on the CPU, the CUDA sweep where one is given.
+        ValueError for what that machine cannot do."""
+        device = ("cuda" if cuda else "cpu") if self.device == "auto" else self.device
+        on_cuda = device.startswith("cuda")
+        if on_cuda and not cuda:
+            raise ValueError(f"measure.device is {device}, but this machine has no CUDA device")
+        amp = ("fp16" if on_cuda else "none") if self.amp == "auto" else self.amp
+        if amp != "none" and not on_cuda:
+            raise ValueError(f"measure.amp {amp} autocasts on CUDA only, and this machine measures on the CPU; "
+                             "amp: auto measures fp16 on CUDA and fp32 on the CPU")
+        sizes = self.cuda_batch_sizes if on_cuda and self.cuda_batch_sizes else self.batch_sizes
+        return Setting(device, "fp32" if amp == "none" else amp, tuple(sizes), self.min_time, self.warmup,
+                       self.channels_last, self.compile)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A throughput measurement as it runs on one machine: a profile's Measure with `auto` resolved."""
+
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    dtype: str = "fp32"  # fp32, or the fp16 / bf16 autocast on CUDA
+    batch_sizes: tuple[int, ...] = (1, 8)
+    min_time: float = 1.0
+    warmup: int = 3
+    channels_last: bool = False
+    compile: str = "none"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Resources of one (step, seed) job of `ablab run --executor submitit`; every job of a submission gets the
+    same, so they go out as one array. A recipe's `cluster:` block; `ablab run`'s options of the same names
+    override it."""
+
+    cluster: Literal["slurm", "local"] = "slurm"  # local: submitit's local executor (this machine, no scheduler)
+    partition: str = ""  # SLURM partition; "" leaves it to the cluster's default
+    nodes: int = 1
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1  # processes per node; above 1 each task is one torch.distributed (DDP) rank
+    cpus_per_task: Optional[int] = None  # None: the cluster's default
+    mem_gb: Optional[float] = None  # memory per node; None: the cluster's default
+    timeout_min: int = 24 * 60  # a job reaching it is requeued and resumes from its last epoch checkpoint
+    array_parallelism: int = 256  # how many jobs of the array SLURM runs at once
+
+    def problems(self) -> list[Problem]:
+        """(field, message) for every value out of range."""
+        out = []
+        for name in ("nodes", "tasks_per_node", "cpus_per_task", "timeout_min", "array_parallelism"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                out.append((name, f"must be at least 1, got {value}"))
+        if self.gpus_per_node < 0:
+            out.append(("gpus_per_node", f"must not be negative, got {self.gpus_per_node}"))
+        if self.mem_gb is not None and self.mem_gb <= 0:
+            out.append(("mem_gb", f"must be positive, got {self.mem_gb}"))
+        if self.cluster == "local" and self.nodes > 1:
+            out.append(("nodes", f"the local cluster is this one machine: nodes must be 1, got {self.nodes}"))
+        return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One scale of a recipe: the paper's (no `scale`) or a shrink, with its measurement and training settings."""
+
+    name: str
+    scale: Optional[Scale] = None
+    num_classes: Optional[int] = None
+    measure: Measure = Measure()
+    train: TrainConfig = TrainConfig()
+    seeds: tuple[int, ...] = ()  # training seeds `ablab run` uses when given no --seeds

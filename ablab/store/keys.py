@@ -1,0 +1,46 @@
+"""Content keys: a hash of everything that determines a result, so finished work is found and stale work redone.
+
+A settings field marked as added after results were first recorded (`ablab.settings.ADDED`) is left out while
+unset, so keys of earlier results stay valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from ..arch.spec import ArchSpec, canonical
+from ..settings import Setting, TrainConfig
+
+MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def settings_data(obj: Any) -> dict[str, Any]:
+    """A settings dataclass as plain data, without the added fields that are still unset."""
+    data = dataclasses.asdict(obj)
+    return {f.name: data[f.name] for f in dataclasses.fields(obj)
+            if not (f.metadata.get("added") and data[f.name] is None)}
+
+
+def measure_key(spec: ArchSpec, setting: Setting, device: str) -> str:
+    """Everything that determines a step's measurements: the spec, the measurement as it runs here (device,
+    precision, sweep, timing, memory format, compilation) and the device's name (GPU model, CPU threads)."""
+    return _digest({"spec": canonical(spec).to_dict(), "measure": dataclasses.asdict(setting), "device": device,
+                    "schema": MEASURE_SCHEMA})
+
+
+def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
+    """Everything that determines a training run's result, pre-training included."""
+    return _digest({"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed})
+
+
+def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
+    """Everything that determines a pre-training's encoder: spec, pre-training settings, images, seed."""
+    return _digest({"spec": canonical(spec).to_dict(), "pretrain": dataclasses.asdict(cfg.pretrain),
+                    "data": dataclasses.asdict(cfg.data), "seed": seed})

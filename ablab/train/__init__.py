@@ -1,1 +1,0 @@
-"""Supervised training and evaluation of one step's model."""
