@@ -23,10 +23,9 @@ from .recipe import Recipe, load_recipe
 if TYPE_CHECKING:
     from torch import nn
 
-    from .measure.model import Measurement
+    from .cost.model import Measurement
 
-__all__ = ["ArchSpec", "Recipe", "Stage", "apply", "create_model", "load_recipe", "measure", "presets", "run", "spec",
-           "transforms"]
+__all__ = ["ArchSpec", "Recipe", "Stage", "apply", "create_model", "load_recipe", "measure", "presets", "run", "spec"]
 
 
 def presets() -> dict[str, Optional[str]]:
@@ -34,13 +33,6 @@ def presets() -> dict[str, Optional[str]]:
     from .arch.presets import PRESETS
 
     return {name: p.timm for name, p in PRESETS.items()}
-
-
-def transforms() -> list[str]:
-    """The names of the registered transforms (`ablab transforms` documents each)."""
-    from .transforms import TRANSFORMS
-
-    return list(TRANSFORMS)
 
 
 def spec(name: str, **fields: Any) -> ArchSpec:
@@ -54,7 +46,7 @@ def spec(name: str, **fields: Any) -> ArchSpec:
 
 def apply(arch: ArchSpec, transform: str, **params: Any) -> ArchSpec:
     """The spec `transform` makes of `arch` (a pure function: `arch` is unchanged); PreconditionError when the
-    transform does not fit it."""
+    transform does not fit it. `ablab transforms` (or `ablab.transforms.TRANSFORMS`) lists them."""
     from .arch.spec import check
     from .transforms import TRANSFORMS
 
@@ -81,8 +73,8 @@ def measure(spec_or_model: Union[ArchSpec, nn.Module], img_size: Optional[int] =
     `throughput` images/s on `device` (fp16 autocast on CUDA, fp32 on the CPU, as `ablab run` measures).
     A built ablab model or a spec knows its image size; any other nn.Module needs `img_size`."""
     from .arch.build import build
-    from .measure.model import measure as measure_model
-    from .measure.throughput import resolve_setting
+    from .cost.model import measure as measure_model
+    from .cost.throughput import resolve_setting
     from .settings import Measure
 
     model = build(spec_or_model) if isinstance(spec_or_model, ArchSpec) else spec_or_model
@@ -100,8 +92,8 @@ def run(recipe: Union[Recipe, str, Path], profile: Optional[str] = None, steps: 
         force: bool = False, data_root: Optional[str] = None) -> Path:
     """`ablab run` from Python: measure every (selected) step and, with `train`, train and evaluate it with each
     seed (default: the profile's seeds, else 0) into `results`; returns the summary.csv path."""
-    from .run.preflight import preflight
-    from .run.runner import default_profile, run_recipe
+    from .runs.preflight import preflight
+    from .runs.runner import default_profile, run_recipe
     from .store.paths import Store
 
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)

@@ -35,7 +35,7 @@ def _load(path: Path) -> Recipe:
 
 
 def _profile(recipe: Recipe, profile: Optional[str]) -> str:
-    from .run.runner import default_profile
+    from .runs.runner import default_profile
 
     if profile is None:
         return default_profile(recipe)
@@ -141,9 +141,9 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import sys
 
     from .dist import is_main, world_size
-    from .run.preflight import PreflightError, preflight
-    from .run.progress import RunProgress
-    from .run.runner import run_recipe
+    from .runs.preflight import PreflightError, preflight
+    from .runs.progress import RunProgress
+    from .runs.runner import run_recipe
 
     profile = _profile(r, profile)
     chosen = [s.strip() for s in steps.split(",")] if steps else None
@@ -195,9 +195,9 @@ def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[i
             data_root: Optional[str], force: bool, store: Store, cfg: ClusterConfig, wait: bool) -> bool:
     """Submit the runs still to do as submitit jobs asking for `cfg`; returns whether every run has ended
     (nothing was submitted, or --wait waited for the jobs)."""
-    from .run.executors import plan, submit
-    from .run.executors import wait as wait_for
-    from .run.status import status_table
+    from .runs.executors import plan, submit
+    from .runs.executors import wait as wait_for
+    from .runs.status import status_table
     from .store.summary import write_summary
 
     work = plan(r, profile, store, chosen, seeds, measure_only, force, data_root, typer.echo)
@@ -225,7 +225,7 @@ def status(
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
     running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv, keeping
     the committed rows of steps that have no run data here."""
-    from .run.status import status_table
+    from .runs.status import status_table
     from .store.summary import write_summary
 
     r = _load(recipe)
@@ -269,7 +269,7 @@ def bench(
 ) -> None:
     """Throughput of our presets against timm's models of the same architecture, side by side, as a ratio."""
     from .arch.presets import timm_twins
-    from .measure.versus_timm import bench_against_timm
+    from .cost.versus_timm import bench_against_timm
 
     twins = timm_twins()
     for name in presets or ["vit_b16", "swin_b"]:

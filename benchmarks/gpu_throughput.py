@@ -4,7 +4,7 @@
         [--amp fp16] [--batch-sizes 64,128,256] [--compile max-autotune] [--channels-last] [--json out.json]
 
 Measures as the profile's `measure:` says (on a GPU: fp16 autocast over its cuda_batch_sizes), with the options
-above taking precedence, through ablab.measure.throughput (eval, inference_mode, warm-up, synchronised timing,
+above taking precedence, through ablab.cost.throughput (eval, inference_mode, warm-up, synchronised timing,
 best batch of the sweep). Per step: our best im/s and batch, our ratio to the chain's root measured in this run,
 the paper's im/s and the paper's ratio, since only ratios compare across GPUs. Counts no FLOPs and writes nothing
 under results/ (`ablab run RECIPE --profile paper --measure-only` measures the same way and keeps the results).
@@ -21,8 +21,8 @@ import torch
 
 from ablab.arch.build import build
 from ablab.io import write_json_atomic
-from ablab.measure.machine import device_record, software_versions
-from ablab.measure.throughput import MeasureError, measure_throughput, resolve_setting
+from ablab.cost.machine import device_record, software_versions
+from ablab.cost.throughput import MeasureError, measure_throughput, resolve_setting
 from ablab.settings import COMPILE_MODES, Measure
 from ablab.store.summary import setting_label
 from ablab.recipe import Recipe, load_recipe

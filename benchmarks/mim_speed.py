@@ -38,7 +38,7 @@ def measure(name: str, batch: int, steps: int, threads: int) -> dict[str, float]
     """Seconds per forward + backward step (median) and peak RSS growth (MB) of one configuration."""
     import torch
 
-    from ablab.measure.memory import PeakMemory
+    from ablab.cost.memory import PeakMemory
     from ablab.settings import PretrainConfig
     from ablab.mim.pretrainer import build_pretrainer
     from ablab.mim.masking import random_mask

@@ -39,7 +39,7 @@ def save_records() -> None:
 
 
 if stop:
-    from ablab.run.progress import RunProgress
+    from ablab.runs.progress import RunProgress
     from ablab.engine.loop import Progress
 
     def stop_after_first_epoch(row: dict) -> None:

@@ -2,7 +2,7 @@
 
 import torch
 
-from ablab.arch.kinds import ATTENTION, REL_POS
+from ablab.arch.kinds import REL_POS
 from ablab.nn.attention import Attention, attention_probs
 from ablab.nn.position import RelPosBias, shifted_window_mask
 
@@ -10,7 +10,8 @@ from ablab.nn.position import RelPosBias, shifted_window_mask
 def window_attention(dim: int, heads: int, grid: int, window: int, shift: int) -> Attention:
     """Swin's attention as the window kind and the bias-table kind build it."""
     return Attention(dim_in=dim, dim=dim, heads=heads, side=grid, window=window, shift=shift,
-                     mask=ATTENTION["window"].mask(grid, window, shift), rel_pos=REL_POS["bias"].build)
+                     mask=shifted_window_mask(grid, window, shift)[:, None] if shift else None,
+                     rel_pos=REL_POS["bias"].build)
 
 
 def _reference(attn: Attention, x: torch.Tensor, allowed: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import ablab
 from ablab.cli import app
 from ablab.settings import ClusterConfig
 from ablab.store.paths import Store
-from ablab.run.executors import executor_parameters, plan, submit, wait
+from ablab.runs.executors import executor_parameters, plan, submit, wait
 from ablab.io import read_json
 from ablab.recipe import RecipeError, load_recipe
 

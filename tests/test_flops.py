@@ -5,7 +5,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from ablab.arch.build import build
-from ablab.measure.flops import EXTRA_HANDLES, count_flops
+from ablab.cost.flops import EXTRA_HANDLES, count_flops
 from ablab.nn.attention import Attend, attention_probs
 
 from .conftest import tiny_vit

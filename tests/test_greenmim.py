@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from ablab.arch.build import build
-from ablab.arch.kinds import ATTENTION, REL_POS
+from ablab.arch.kinds import REL_POS
 from ablab.settings import PretrainConfig
 from ablab.mim.greenmim import build_greenmim
 from ablab.mim.group_attention import group_window_attention, pack, window_sizes
 from ablab.mim.grouping import cost, knapsack, optimal_grouping, partition
 from ablab.mim.masking import MaskError, random_mask, token_mask
 from ablab.nn.attention import Attention
-from ablab.nn.position import RelPosBias
+from ablab.nn.position import RelPosBias, shifted_window_mask
 from ablab.arch.presets import preset_spec as preset
 from ablab.arch.spec import ArchSpec, Stage
 
@@ -137,7 +137,7 @@ def test_group_window_attention_equals_dense_attention_without_masked_keys(masks
     torch.manual_seed(0)
     grid, dim, heads = 14, 32, 4
     attn = Attention(dim_in=dim, dim=dim, heads=heads, side=grid, window=window, shift=shift,
-                     mask=ATTENTION["window"].mask(grid, window, shift),
+                     mask=shifted_window_mask(grid, window, shift)[:, None] if shift else None,
                      rel_pos=REL_POS["bias"].build if rel_pos else None).eval()
     if rel_pos:
         torch.nn.init.normal_(attn.rel_pos.table)  # biases large enough to matter

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from ablab.store import keys as store_keys
 from ablab.arch.build import build
 from ablab.cli import app
-from ablab.measure import machine
-from ablab.measure.throughput import (
+from ablab.cost import machine
+from ablab.cost.throughput import (
     MeasureError,
     Setting,
     best_of_sweep,
@@ -29,7 +29,7 @@ from ablab.measure.throughput import (
 )
 from ablab.settings import Measure
 from ablab.recipe import RecipeError, load_recipe
-from ablab.run.runner import measure_step
+from ablab.runs.runner import measure_step
 from ablab.store.keys import measure_key as run_key
 from .conftest import tiny_vit
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ablab.arch.build import build
-from ablab.measure.flops import count_flops
+from ablab.cost.flops import count_flops
 from ablab.nn.attention import Attention
 from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe

@@ -7,8 +7,8 @@ import torch
 
 from ablab.arch.build import build
 from ablab.arch.presets import PRESETS, hiera, mvitv2, preset_spec, timm_twins
-from ablab.measure.flops import count_flops
-from ablab.measure.params import count_params
+from ablab.cost.flops import count_flops
+from ablab.cost.params import count_params
 
 from .conftest import to_timm_state
 

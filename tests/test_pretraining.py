@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ablab.arch.build import build
 from ablab.cli import app
-from ablab.measure.memory import PeakMemory
+from ablab.cost.memory import PeakMemory
 from ablab.settings import PretrainConfig
 from ablab.engine.pretrain import pretrain
 from ablab.mim.pretrainer import PretrainUnsupported

@@ -222,3 +222,48 @@ def test_pretrain_mask_unit_must_tile_the_image_at_each_profile(write_recipe):
     path, errs = errors_of(write_recipe, PRETRAIN.replace("mask_unit: 16", "mask_unit: 224"))
     assert errs[0] == (f"{path}:6: profiles.cpu.train.pretrain.mask_ratio: profile 'cpu', step 'o': 0.75 of 1 mask "
                        f"units masks none")
+
+
+def test_every_step_is_checked_even_after_an_earlier_error(write_recipe):
+    """A bad parameter of one step does not hide what is wrong with another (all errors at once)."""
+    path, errs = errors_of(write_recipe, """
+name: demo
+base: {preset: deit_s}
+profiles:
+  paper: {}
+steps:
+  - {id: o, label: DeiT-S}
+  - {id: x, transform: remove_class_token}
+  - {id: h, transform: hierarchical_pooling, params: {op: maxx}}
+  - {id: s, from: x, transform: set_fields, params: {fields: {stages.0.heads: 5}}}
+""")
+    assert errs[0] == f"{path}:8: steps[2].params.op: 'maxx' is not allowed; allowed: max, avg, conv"
+    assert errs[1].startswith(f"{path}:9: steps[3].transform: set_fields: field 'stages[0].heads': attention needs "
+                              "heads > 0 dividing dim 384, got 5")
+    assert len(errs) == 2
+
+
+def test_a_field_inside_base_spec_is_reported_at_its_own_line(write_recipe):
+    path, errs = errors_of(write_recipe, """
+name: demo
+base:
+  spec:
+    img_size: 32
+    patch_size: 8
+    stages:
+      - depth: 2
+        dim: 32
+        heads: 3
+        window: -1
+profiles:
+  paper: {}
+steps:
+  - {id: o, label: tiny}
+""")
+    assert errs == [f"{path}:10: base.spec.stages[0].window: must be at least 0, got -1"]
+    fixed = (path.read_text()).replace("window: -1", "window: 0")
+    path.write_text(fixed)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert info.value.errors == [f"{path}:9: base.spec.stages[0].heads: attention needs heads > 0 dividing dim 32, "
+                                 "got 3"]

@@ -187,12 +187,12 @@ def test_kill_9_mid_run_resumes_to_the_same_metrics(write_recipe, tmp_path):
 
 
 def test_ctrl_c_exits_cleanly_and_says_how_to_resume(write_recipe, tmp_path, monkeypatch):
-    import ablab.run.runner
+    import ablab.runs.runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ablab.run.runner, "run_recipe", interrupted)
+    monkeypatch.setattr(ablab.runs.runner, "run_recipe", interrupted)
     result = CliRunner().invoke(app, ["run", str(write_recipe(RECIPE)), "--results", str(tmp_path)])
     assert result.exit_code == 130 and "run the same command to resume" in result.output
     assert "Traceback" not in result.output

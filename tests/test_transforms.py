@@ -1,9 +1,13 @@
 """Each transform changes what it says and nothing else; preconditions fail with clear messages."""
 
+import copy
+from pathlib import Path
+
 import pytest
 
 from ablab.arch.presets import preset_spec as preset
 from ablab.arch.spec import SpecError, diff
+from ablab.recipe import load_recipe
 from ablab.transforms import TRANSFORMS, PreconditionError
 
 T = TRANSFORMS
@@ -89,11 +93,22 @@ def test_add_stage4_moves_blocks_and_windows_stage3():
         T["add_stage4"](old, heads=[4, 8])
 
 
-def test_transforms_are_pure():
-    old = _base()
-    before = old.to_json()
-    T["hierarchical_patch_embed"](T["relative_position_bias"](T["deepen_narrow"](old)))
-    assert old.to_json() == before
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_step_is_a_pure_function_of_its_parent(path):
+    """A transform neither changes the parameters it is given (the recipe's own data) nor keeps state between
+    calls (a mutated default list would show on the second call): the same parent and parameters give the same
+    spec, every time."""
+    recipe = load_recipe(path)
+    for step in recipe.steps:
+        if step.transform is None or step.parent is None:
+            continue
+        parent, params = recipe.specs[step.parent], copy.deepcopy(step.params)
+        first = T[step.transform](parent, **params)
+        assert params == step.params, f"{step.id}: {step.transform} changed its parameters"
+        assert T[step.transform](parent, **copy.deepcopy(step.params)) == first == recipe.specs[step.id], step.id
 
 
 def test_spec_from_dict_rejects_unknown_and_mistyped_fields():

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from ablab.arch.build import build
-from ablab.measure.flops import count_flops
-from ablab.measure.params import count_params
+from ablab.cost.flops import count_flops
+from ablab.cost.params import count_params
 from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe
 

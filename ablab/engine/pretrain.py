@@ -27,7 +27,7 @@ from .. import dist
 from ..arch.spec import ArchSpec
 from ..data.loaders import build_data
 from ..io import save_torch_atomic
-from ..measure.memory import PeakMemory
+from ..cost.memory import PeakMemory
 from ..mim.masking import random_mask
 from ..mim.pretrainer import build_pretrainer
 from ..seeds import epoch_seed, seed_everything

@@ -13,6 +13,7 @@ from .base import AttentionKind, BlockKind, DownsampleKind, HeadKind, Kind, RelP
 from .blocks import AttentionBlock, MlpBlock
 from .downsample import NoDownsample, PatchMerge, QPool, TokenPool
 from .head import AverageHead, TokenHead
+from .neighborhood import Neighborhood
 from .position import BiasTable, Decomposed, NoRelPos
 
 K = TypeVar("K")
@@ -24,7 +25,7 @@ def registry(*kinds: K) -> dict[str, K]:
 
 
 BLOCKS: dict[str, BlockKind] = registry(AttentionBlock(), MlpBlock())
-ATTENTION: dict[str, AttentionKind] = registry(Global(), Window(), MaskUnit())
+ATTENTION: dict[str, AttentionKind] = registry(Global(), Window(), MaskUnit(), Neighborhood())
 DOWNSAMPLE: dict[str, DownsampleKind] = registry(NoDownsample(), PatchMerge(), QPool(), TokenPool())
 REL_POS: dict[str, RelPosKind] = registry(NoRelPos(), BiasTable(), Decomposed())
 HEADS: dict[str, HeadKind] = registry(TokenHead(), AverageHead())

@@ -46,7 +46,7 @@ class Window(AttentionKind):
         window = self._window(ctx, side)
         return window, window // 2 if ctx.stage.shift and window < side and index % 2 == 1 else 0
 
-    def mask(self, side: int, window: int, shift: int) -> Any:
+    def mask(self, ctx: StageContext, side: int, window: int, shift: int) -> Any:
         if not shift:
             return None
         from ...nn.position import shifted_window_mask

@@ -95,8 +95,8 @@ class AttentionKind(Kind):
         attention runs inside window x window squares (window = side: one square), cyclically shifted by `shift`."""
         return side, 0
 
-    def mask(self, side: int, window: int, shift: int) -> Any:
-        """An additive attention mask (windows or 1, 1, N, N) for a layout, or None."""
+    def mask(self, ctx: StageContext, side: int, window: int, shift: int) -> Any:
+        """An additive attention mask (windows or 1, 1, N, N) for a layout of this kind in `ctx`, or None."""
         return None
 
     def describe(self, ctx: StageContext) -> str:

@@ -33,6 +33,11 @@ class AttentionBlock(BlockKind):
         out = ctx.attention.problems(ctx) + ctx.rel_pos.problems(ctx)
         if st.pools_kv and side % st.kv_stride:
             out.append(("kv_stride", f"KV stride {st.kv_stride} does not divide the {side}x{side} grid"))
+        if st.pools_kv and st.kv_kernel != st.kv_stride and st.kv_kernel % 2 == 0:
+            out.append(("kv_kernel", f"an overlapping KV pool needs an odd kernel, got {st.kv_kernel}"))
+        if st.pool_stride1 and st.q_kernel % 2 == 0:
+            out.append(("q_kernel", f"stride-1 pools need an odd kernel (padding kernel // 2 keeps the grid), got "
+                                    f"{st.q_kernel}"))
         local = ctx.attention.carries_into_pooling or (ctx.prev is not None and ctx.prev.attention.carries_into_pooling)
         if ctx.downsample.pools_in_block and local and st.q_kernel != 2:
             out.append(("q_kernel", "Q pooling inside mask units must not overlap (kernel = stride = 2); overlapping "
@@ -53,7 +58,7 @@ class AttentionBlock(BlockKind):
         q_stride = 2 if pooling else 1
         attn = Attention(
             dim_in=dim_in, dim=st.dim, heads=st.heads, side=side, window=window, shift=shift,
-            mask=owner.attention.mask(side, window, shift) if side else None,
+            mask=owner.attention.mask(owner, side, window, shift) if side else None,
             q_pool=(st.pool, st.q_kernel, q_stride) if pooling or st.pool_stride1 else None,
             kv_pool=(st.pool, st.kv_kernel, st.kv_stride) if st.pools_kv else None,
             rel_pos=ctx.rel_pos.build, residual_pooling=st.residual_pooling, qkv_bias=spec.qkv_bias,

@@ -72,8 +72,9 @@ class QPool(_Halving):
 
     def problems(self, ctx: StageContext) -> list[Problem]:
         st, out = ctx.stage, _even_grid(ctx)
-        if st.q_kernel < 2:
-            out.append(("q_kernel", f"Q pooling with stride 2 needs a kernel >= 2, got {st.q_kernel}"))
+        if st.q_kernel < 2 or (st.q_kernel != 2 and st.q_kernel % 2 == 0):
+            out.append(("q_kernel", f"Q pooling with stride 2 needs a kernel of 2 or an odd one (its padding "
+                                    f"kernel // 2 keeps the grid), got {st.q_kernel}"))
         if st.pos_embed:
             out.append(("pos_embed", "a q_pool stage starts inside its first block; put the embedding on another "
                                      "stage"))

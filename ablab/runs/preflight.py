@@ -19,7 +19,7 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     over the processes, and the first step's dataset."""
     from ..data.loaders import DataError, build_data
     from ..dist import WorldSizeError, split_batch
-    from ..measure.throughput import MeasureError, resolve_setting
+    from ..cost.throughput import MeasureError, resolve_setting
 
     where = f"{recipe.path}: profile '{profile}'"
     try:

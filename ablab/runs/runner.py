@@ -25,10 +25,10 @@ from ..engine.loop import Diverged
 from ..engine.pretrain import ENCODER_FILE, pretrain
 from ..engine.supervised import train
 from ..io import read_json, write_json_atomic
-from ..measure.machine import device_name, device_record, software_versions
-from ..measure.model import measure
-from ..measure.peak import machine_peak
-from ..measure.throughput import resolve_setting
+from ..cost.machine import device_name, device_record, software_versions
+from ..cost.model import measure
+from ..cost.peak import machine_peak
+from ..cost.throughput import resolve_setting
 from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..settings import Setting, TrainConfig

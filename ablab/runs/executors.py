@@ -24,7 +24,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributed
 
 from ..arch.spec import ArchSpec
 from ..io import read_json
-from ..measure.throughput import MeasureError, resolve_setting
+from ..cost.throughput import MeasureError, resolve_setting
 from ..recipe import Recipe
 from ..settings import ClusterConfig, Measure
 from ..store.keys import measure_key, train_key

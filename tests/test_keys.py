@@ -1,0 +1,81 @@
+"""Run keys mean what they say: canonical(spec) builds the very model spec builds, and specs that build different
+models never share a key (a cached result is never taken for another model). The converse is kept where it matters
+(fields a kind does not read key alike); a degenerate case, such as a shift on a one-block stage, may key apart two
+specs that build alike -- a cache miss, never a wrong hit."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablab.arch.build import build
+from ablab.arch.spec import SpecError, canonical, check
+from ablab.recipe import load_recipe
+from ablab.settings import TrainConfig
+from ablab.store.keys import train_key
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+# steps that hold every kind between them: global + bias table, MLP blocks + patch merging, (shifted) windows,
+# conv pooling + decomposed positions + residual pooling, mask units + max Q pooling, 1D token pooling
+STEPS = [("vit_to_swin", "b"), ("vit_to_swin", "c"), ("vit_to_swin", "d"), ("mvitv2_to_hiera", "mvitv2_l"),
+         ("mvitv2_to_hiera", "hiera_l"), ("deit_to_hvt", "hvt_s_4")]
+CHANGES = {"window": lambda v: v + 2, "shift": lambda v: not v, "pool": lambda v: "avg" if v == "max" else "max",
+           "q_kernel": lambda v: v + 1, "kv_kernel": lambda v: v + 2}
+
+
+def cpu_spec(recipe: str, step: str):
+    return load_recipe(RECIPES / f"{recipe}.yaml").spec(step, "cpu")
+
+
+def logits(spec) -> torch.Tensor:
+    torch.manual_seed(0)
+    model = build(spec).eval()
+    with torch.no_grad():
+        return model(torch.randn(2, 3, spec.img_size, spec.img_size, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPES.glob("*.yaml")))
+def test_canonical_builds_the_same_model(recipe):
+    r = load_recipe(RECIPES / f"{recipe}.yaml")
+    for step in r.steps:
+        spec = r.spec(step.id, next(p for p in r.profiles if p != "paper"))
+        torch.manual_seed(0)
+        a = build(spec).state_dict()
+        torch.manual_seed(0)
+        b = build(canonical(spec)).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), step.id
+        assert torch.equal(logits(spec), logits(canonical(spec))), step.id
+
+
+@pytest.mark.parametrize("recipe,step", STEPS)
+def test_a_field_that_changes_the_model_changes_the_key(recipe, step):
+    spec, cfg = cpu_spec(recipe, step), TrainConfig()
+    base_key, base_out, tried = train_key(spec, cfg, 0), logits(spec), 0
+    for i, st in enumerate(spec.stages):
+        for name, change in CHANGES.items():
+            other = spec.with_stage(i, **{name: change(getattr(st, name))})
+            try:
+                check(other)
+            except SpecError:
+                continue
+            tried += 1
+            out = logits(other)
+            if out.shape != base_out.shape or not torch.equal(base_out, out):
+                assert train_key(other, cfg, 0) != base_key, f"stage {i}.{name}"
+            elif name not in _reads(other, i):
+                assert train_key(other, cfg, 0) == base_key, f"stage {i}.{name} is not read but keys apart"
+    assert tried >= 5
+
+
+def _reads(spec, i: int) -> set[str]:
+    ctx = spec.contexts()[i]
+    return set().union(*(kind.reads(ctx.stage) for kind in (ctx.block, ctx.attention, ctx.downsample, ctx.rel_pos)))
+
+
+def test_spec_level_fields_key_only_where_read():
+    hiera, mvit = cpu_spec("mvitv2_to_hiera", "hiera_l"), cpu_spec("mvitv2_to_hiera", "mvitv2_l")
+    cfg = TrainConfig()
+    assert train_key(dataclasses.replace(mvit, mask_unit=4), cfg, 0) == train_key(mvit, cfg, 0)
+    assert train_key(dataclasses.replace(hiera, mask_unit=4), cfg, 0) != train_key(hiera, cfg, 0)
+    assert train_key(dataclasses.replace(hiera, name="x"), cfg, 0) == train_key(hiera, cfg, 0)
