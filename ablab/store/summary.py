@@ -47,7 +47,7 @@ class SeedStats:
 
     def __str__(self) -> str:
         """'49.30 ± 1.20' over several seeds, '49.30' for one."""
-        return f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
+        return f"{self.mean:.2f}" if self.std is None or self.n < 2 else f"{self.mean:.2f} ± {self.std:.2f}"
 
 
 def seed_stats(values: list[float]) -> SeedStats:
