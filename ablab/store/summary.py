@@ -184,13 +184,13 @@ def _number(value: Any) -> Optional[float]:
 def _seed_summary(store: Store, recipe: str, profile: str, step: str) -> dict[str, Any]:
     """top-1 mean / std, top-5 mean, train hours and status over a step's seed runs; a run that is not done
     (pending, running, stopped or failed) is named in the status, never averaged in."""
-    dirs = [store.seed_dir(recipe, profile, step, seed) for seed in store.seeds_on_disk(recipe, profile, step)]
-    states = {d: run_state(d) for d in dirs}
+    dirs = {seed: store.seed_dir(recipe, profile, step, seed) for seed in store.seeds_on_disk(recipe, profile, step)}
+    states = {d: run_state(d) for d in dirs.values()}
     started = [d for d, s in states.items() if s.state != "not started"]
     if not started:
         return {"status": "measured"}
     done = [read_json(d / "metrics.json") for d in started if states[d].state == "done"]
-    out: dict[str, Any] = {"seeds": " ".join(d.name.removeprefix("seed") for d in started)}
+    out: dict[str, Any] = {"seeds": " ".join(str(seed) for seed, d in dirs.items() if d in started)}
     if done:
         top1 = seed_stats([r["top1"] for r in done])
         out.update(top1=round(top1.mean, 3), top1_std="" if top1.std is None else round(top1.std, 3),
