@@ -3,6 +3,8 @@ prints; the work is done below it."""
 
 from __future__ import annotations
 
+import errno
+import signal
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -54,18 +56,50 @@ def transforms() -> None:
 
 
 @app.command()
-def validate(recipe: Path) -> None:
-    """Check a recipe (fields, transforms, parameters, steps, every profile) without running anything."""
-    r = _load(recipe)
-    typer.echo(f"ok: {r.path}: {len(r.steps)} steps ({', '.join(s.id for s in r.steps)}), "
-               f"profiles: {', '.join(r.profiles)}")
+def validate(
+    recipes: list[Path] = typer.Argument(..., help="One or more recipe files."),
+    strict: bool = typer.Option(False, "--strict", help="A step whose shrink drifts from the paper's ratios is an "
+                                "error, not a warning."),
+) -> None:
+    """Check recipes (fields, transforms, parameters, steps, every profile) without running anything, and how
+    faithfully each shrunk profile keeps every step's params and FLOPs ratios to its parent (docs/recipes.md)."""
+    from .cost.fidelity import BAND, CostCache, fidelity
+
+    loaded = [_load(recipe) for recipe in recipes]
+    cache, drifted = CostCache(), []
+    for r in loaded:
+        typer.echo(f"ok: {r.path}: {len(r.steps)} steps ({', '.join(s.id for s in r.steps)}), "
+                   f"profiles: {', '.join(r.profiles)}")
+        for profile in r.profiles:
+            steps = fidelity(r, profile, cache)
+            if not steps:
+                continue
+            worst_params = max(steps, key=lambda f: f.params_drift)
+            worst_flops = max(steps, key=lambda f: f.flops_drift)
+            typer.echo(f"  fidelity of profile '{profile}' (ratios to the parent, shrunk vs paper scale): params "
+                       f"drift at most {worst_params.params_drift:.1%} ({worst_params.step}), FLOPs "
+                       f"{worst_flops.flops_drift:.1%} ({worst_flops.step}); band {BAND:.0%}")
+            for f in steps:
+                if not f.inside:
+                    drifted.append(f"{r.path}: profile '{profile}': step '{f.step}' drifts {f.drift:.1%}: "
+                                   f"{f.describe()}")
+    cache.save()
+    for line in drifted:
+        typer.echo(f"{'error' if strict else 'warning'}: {line}", err=True)
+    if drifted and strict:
+        raise typer.Exit(2)
 
 
 @app.command()
-def show(recipe: Path, profile: str = typer.Option("paper", help="Profile whose scale to show.")) -> None:
-    """Print each step's architecture and what changed from its parent."""
+def show(recipe: Path, profile: Optional[str] = typer.Option(
+        None, help="Profile whose scale to show (default: as `ablab run`: paper on CUDA, else the CPU one).")) -> None:
+    """Print each step's architecture, what changed from its parent, and under a shrunk profile how the step's
+    params and FLOPs ratios to its parent compare with the paper scale's."""
+    from .cost.fidelity import fidelity
+
     r = _load(recipe)
     profile = _profile(r, profile)
+    drift = {f.step: f for f in fidelity(r, profile)}
     typer.echo(f"{r.title}  [{profile}]")
     for step in r.steps:
         spec = r.spec(step.id, profile)
@@ -78,6 +112,10 @@ def show(recipe: Path, profile: str = typer.Option("paper", help="Profile whose 
             typer.echo("  changes:")
             for line in describe_diff(r.spec(step.parent, profile), spec):
                 typer.echo(f"    {line}")
+        if step.id in drift:
+            f = drift[step.id]
+            typer.echo(f"  vs {step.parent}: {f.describe()}; drift {f.drift:.1%}"
+                       + ("" if f.inside else " (outside the band)"))
 
 
 @app.command()
@@ -90,6 +128,8 @@ def run(
                                         "± std; default: the profile's seeds, else 0)."),
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
+    wait_locks: bool = typer.Option(False, "--wait-locks", help="Wait for runs another process is writing instead "
+                                    "of skipping them."),
     results: Path = RESULTS,
     executor: Literal["local", "submitit"] = typer.Option(
         "local", help="local: every run in this process, one after the other; submitit: one job per (step, seed), "
@@ -127,14 +167,19 @@ def run(
     loaded = [_load(recipe) for recipe in recipes]  # every recipe is checked before any work starts
     if steps and len(loaded) > 1:
         _fail(["error: --steps names steps of one recipe; give one recipe with it"])
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops as Ctrl-C does
     for r in loaded:
         _run_one(r, profile, measure_only, steps, seeds, data_root, force, results,
-                 overrides if executor == "submitit" else None, wait)
+                 overrides if executor == "submitit" else None, wait, wait_locks)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
              data_root: Optional[str], force: bool, results: Path, overrides: Optional[dict[str, Any]],
-             wait: bool) -> None:
+             wait: bool, wait_locks: bool) -> None:
     """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `overrides` (the command line's
     cluster options over the recipe's cluster: block) is given."""
     import dataclasses
@@ -152,8 +197,10 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         _fail([f"error: --steps: no step {', '.join(unknown)} in {r.path}; steps: {', '.join(s.id for s in r.steps)}"])
     try:
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else r.profiles[profile].seeds or (0,)
+        if not all(0 <= s < 2**31 for s in seed_list) or len(set(seed_list)) != len(seed_list):
+            raise ValueError
     except ValueError:
-        _fail([f"error: --seeds: expected comma-separated integers, got '{seeds}'"])
+        _fail([f"error: --seeds: expected distinct comma-separated integers in [0, 2**31), got '{seeds}'"])
     cluster = dataclasses.replace(r.cluster, **overrides) if overrides is not None else None
     if cluster is not None and cluster.problems():
         _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
@@ -171,10 +218,15 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         try:
             summary = run_recipe(r, profile, store, chosen, force, log=typer.echo, train_steps=not measure_only,
                                  seeds=seed_list, data_root=data_root,
-                                 progress=RunProgress(enabled=sys.stdout.isatty()))
+                                 progress=RunProgress(enabled=sys.stdout.isatty()), wait_locks=wait_locks)
         except KeyboardInterrupt:
             _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
                    "resume"], code=130)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            _fail([f"error: the disk is full ({e.filename or results}): nothing was half-written; finished work and "
+                   "the last epoch checkpoints are kept: free some space and run the same command to resume"])
         if not is_main():  # the other processes of a torchrun run have trained; rank 0 reports and analyses
             return
         typer.echo(f"wrote {summary}")
@@ -225,7 +277,7 @@ def status(
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
     running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv, keeping
     the committed rows of steps that have no run data here."""
-    from .runs.status import status_table
+    from .runs.status import status_table, step_table
     from .store.summary import write_summary
 
     r = _load(recipe)
@@ -234,7 +286,11 @@ def status(
     for line in status_table(r, profile, store, r.profiles[profile].seeds or (0,)):
         typer.echo(line)
     if store.profile_dir(r.name, profile).is_dir():
-        typer.echo(f"wrote {write_summary(r, profile, store)}")
+        summary = write_summary(r, profile, store)
+        typer.echo("")
+        for line in step_table(summary):
+            typer.echo(line)
+        typer.echo(f"wrote {summary}")
 
 
 @app.command()

@@ -67,6 +67,16 @@ def barrier() -> None:
         dist.barrier(device_ids=[local_rank()] if dist.get_backend() == "nccl" else None)
 
 
+def agree(flag: bool) -> bool:
+    """Rank 0's `flag` on every process (itself in a world of one): decisions rank 0 takes alone, like whether a
+    run is another process's, hold for the whole group."""
+    if not dist.is_initialized():
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """`x` summed over the processes (`x` itself in a world of one); under NCCL `x` must be on the GPU."""
     if not dist.is_initialized():

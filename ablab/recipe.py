@@ -9,7 +9,6 @@ is safe-loaded and nothing in it is imported or evaluated. No torch.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,6 +17,7 @@ from .arch.presets import PRESETS, preset_spec
 from .arch.shrink import shrink
 from .arch.spec import ArchSpec, SpecError, check
 from .schema import Problems, SchemaError, did_you_mean, load
+from .store.paths import identifier_problem
 from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig, units_per_side,
                        visible_count)
 from .transforms import TRANSFORMS, PreconditionError
@@ -25,7 +25,8 @@ from .yamlsrc import Key, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster")
-STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train")
+STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "expect")
+EXPECT = ("better", "worse")  # a calibration step's expected verdict against its parent
 PROFILE_KEYS = ("scale", "num_classes", "measure", "train", "seeds")
 ANALYSIS_KEYS = ("attention_variance",)
 ATTENTION_VARIANCE_KEYS = ("steps", "seeds", "images")
@@ -44,6 +45,7 @@ class Step:
     parent: Optional[str]
     paper: dict[str, float]
     note: str = ""
+    expect: str = ""  # '' or a calibration step's expected verdict against its parent: better / worse
     # overrides of the profile's training settings; `pretrain` holds only the fields the step sets, over the
     # profile's pre-training, or None to turn it off
     train: dict[str, Any] = field(default_factory=dict)
@@ -88,15 +90,17 @@ class Recipe:
 
 
 def step_train_config(profile_train: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """A profile's training settings with a step's overrides.
-
-    Pre-training is the profile's choice: a step's `pretrain:` fields adjust the profile's pre-training
-    (`pretrain: null` turns it off for the step); a profile without pre-training trains every step from scratch."""
+    """A profile's training settings with a step's overrides. A nested block (`data:`, `pretrain:`) overrides only
+    the fields the step sets. Pre-training is the profile's choice: a step's `pretrain:` fields adjust the
+    profile's pre-training (`pretrain: null` turns it off for the step); a profile without pre-training trains
+    every step from scratch."""
     overrides = dict(overrides)
-    if "pretrain" in overrides:
-        fields = overrides.pop("pretrain")
-        if profile_train.pretrain is not None:
-            overrides["pretrain"] = None if fields is None else dataclasses.replace(profile_train.pretrain, **fields)
+    for name, fields in list(overrides.items()):
+        if isinstance(fields, dict):
+            inner = getattr(profile_train, name)
+            overrides[name] = None if inner is None else dataclasses.replace(inner, **fields)
+    if "pretrain" in overrides and profile_train.pretrain is None:
+        del overrides["pretrain"]
     return dataclasses.replace(profile_train, **overrides)
 
 
@@ -112,8 +116,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError([f"{src.path}:1: a recipe is a mapping with {', '.join(TOP_KEYS)}"])
     _known(p, data, (), TOP_KEYS)
     name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        p.add(("name",), f"a name of letters, digits, '_', '-' or '.' is required, got {name!r}")
+    problem = identifier_problem(name, "recipe name")
+    if problem:
+        p.add(("name",), problem)
     base = _base(p, data["base"], ("base",)) if "base" in data else None
     profiles = _profiles(p, data.get("profiles"))
     steps, broken = _steps(p, data.get("steps"), "base" in data)
@@ -176,6 +181,10 @@ def _profiles(p: Problems, value: Any) -> dict[str, Profile]:
     out = {}
     for name, body in value.items():
         k, body, before = key + (name,), body or {}, len(p)
+        problem = identifier_problem(name, "profile name")
+        if problem:
+            p.add(k, problem)
+            continue
         if not isinstance(body, dict):
             p.add(k, "a profile is a mapping with scale, num_classes, measure")
             continue
@@ -199,6 +208,9 @@ def _seeds(p: Problems, value: Any, key: Key, least: int) -> tuple[int, ...]:
         p.add(key, f"a list of at least {least} integer seed{'s' if least > 1 else ''} is required, got {value!r}")
         return ()
     seeds = tuple(_load(p, int, v, key + (i,)) for i, v in enumerate(value))
+    for i, seed in enumerate(seeds):
+        if seed is not None and not 0 <= seed < 2**31:
+            p.add(key + (i,), f"a seed is in [0, 2**31), got {seed}")
     if len(set(seeds)) != len(seeds):
         p.add(key, f"seeds repeat: {value}")
     return seeds
@@ -219,8 +231,10 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
         before = len(p)
         _known(p, body, k, STEP_KEYS)
         sid = body.get("id")
-        if not isinstance(sid, str) or not sid:
-            p.add(k + ("id",), f"a string id is required (quote ids YAML reads as other types), got {sid!r}")
+        problem = identifier_problem(sid, "step id")
+        if problem:
+            p.add(k + ("id",), problem + (" (quote ids YAML reads as other types)" if not isinstance(sid, str)
+                                          else ""))
             sid = f"#{i}"
         elif sid in {s.id for s, _ in out}:
             p.add(k + ("id",), f"duplicate step id '{sid}'")
@@ -252,23 +266,30 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
         _known(p, paper, k + ("paper",), PAPER_KEYS)
         paper = {name: _load(p, float, v, k + ("paper", name)) for name, v in paper.items() if name in PAPER_KEYS}
         train = _step_train(p, body.get("train") or {}, k + ("train",))
+        expect = body.get("expect", "")
+        if expect not in ("",) + EXPECT:
+            p.add(k + ("expect",), f"{expect!r} is not allowed; allowed: {', '.join(EXPECT)}")
+        if expect and parent is None:
+            p.add(k + ("expect",), "a step without a parent has nothing to be better or worse than")
         if len(p) > before:
             broken.add(sid)
-        step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")), train)
+        step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")),
+                    str(expect), train)
         out.append((step, step_base))
     return out, broken
 
 
 def _step_train(p: Problems, value: Any, key: Key) -> dict[str, Any]:
-    """A step's overrides of the profile's training settings: only the fields it sets (pre-training likewise)."""
+    """A step's overrides of the profile's training settings: only the fields it sets, in nested blocks too."""
     if not value:
         return {}
     checked = _load(p, TrainConfig, value, key)
     if checked is None:
         return {}
     train = {n: getattr(checked, n) for n in value}
-    if isinstance(train.get("pretrain"), PretrainConfig):
-        train["pretrain"] = {n: getattr(train["pretrain"], n) for n in value["pretrain"]}
+    for name, inner in train.items():
+        if dataclasses.is_dataclass(inner):
+            train[name] = {n: getattr(inner, n) for n in value[name]}
     return train
 
 

@@ -4,13 +4,12 @@ The bottom floor of ablab: no torch, no I/O. Every block a recipe may write is o
 `ablab.schema.load` (types, unknown fields, file:line) and checked by its own `problems()` (ranges and
 conflicts, as (field, message) pairs), so every error of a recipe is reported at once.
 
-A field added after runs were first recorded carries `metadata={"added": True}`: while it is unset (None) it is
+A field added after runs were first recorded carries `metadata={"added": True}`: while it holds its default it is
 left out of the content keys of runs (`ablab.store.keys`), so results recorded before it existed stay valid.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -41,6 +40,17 @@ class DataConfig:
     val_size: int = 2000
     seed: int = 0  # shapetex only: the dataset's own seed, independent of the run's seed
     workers: int = 0  # DataLoader workers for datasets read from disk
+    shuffle_labels: bool = field(default=False, metadata=ADDED)  # a control: training labels permuted, nothing to learn
+
+    def problems(self) -> list[Problem]:
+        out = _at_least(self, ("train_size", "val_size"), 1) + _not_negative(self, ("seed", "workers"))
+        if self.seed >= 2**31:
+            out.append(("seed", f"must be below 2**31, got {self.seed}"))
+        if self.train_size > 10_000_000 or self.val_size > 10_000_000:
+            out.append(("train_size", "at most 10,000,000 images"))
+        if self.workers > 256:
+            out.append(("workers", f"at most 256 DataLoader workers, got {self.workers}"))
+        return out
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -81,6 +91,10 @@ class PretrainConfig:
         if not 0.0 <= self.mask_ratio < 1.0:
             out.append(("mask_ratio", f"must be in [0, 1), got {self.mask_ratio}"))
         out += _at_least(self, ("mask_unit", "epochs", "batch_size", "decoder_dim", "decoder_heads"), 1)
+        if self.epochs > 100_000 or self.batch_size > 1 << 20 or self.decoder_depth > 1000 or self.decoder_dim > 1 << 16:
+            out.append(("epochs", "at most 100,000 epochs, batches of 1,048,576, decoders of 1,000 blocks x 65,536"))
+        if self.warmup_epochs > self.epochs:
+            out.append(("warmup_epochs", f"{self.warmup_epochs} warm-up epochs of {self.epochs}"))
         out += _not_negative(self, ("min_lr", "weight_decay", "warmup_epochs", "decoder_depth"))
         if self.lr <= 0:
             out.append(("lr", f"must be positive, got {self.lr}"))
@@ -124,6 +138,8 @@ class TrainConfig:
     clip_grad: Optional[float] = None
     layer_decay: Optional[float] = field(default=None, metadata=ADDED)  # layer-wise lr decay for fine-tuning, (0, 1]
     ema: Optional[float] = None  # EMA decay; evaluated instead of the raw weights when set
+    # validation images evaluated after every epoch but the last, which evaluates them all (None: all every epoch)
+    epoch_val: Optional[int] = field(default=None, metadata=ADDED)
     amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only
     hflip: bool = True
     rrc_scale: Optional[list[float]] = None  # RandomResizedCrop scale range, e.g. [0.08, 1.0] (timm)
@@ -135,12 +151,28 @@ class TrainConfig:
     pretrain: Optional[PretrainConfig] = field(default=None, metadata=ADDED)
 
     def problems(self) -> list[Problem]:
-        """(field, message) for every value out of range."""
+        """(field, message) for every value out of range or in conflict."""
         out = _at_least(self, ("epochs", "batch_size"), 1)
+        if self.epochs > 100_000 or self.batch_size > 1 << 20:
+            out.append(("epochs", "at most 100,000 epochs of at most 1,048,576 images per batch"))
         if self.lr <= 0:
             out.append(("lr", f"must be positive, got {self.lr}"))
         out += _not_negative(self, ("min_lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_path", "mixup",
                                     "cutmix"))
+        for name in ("label_smoothing", "drop_path"):
+            if not getattr(self, name) < 1:
+                out.append((name, f"a probability in [0, 1) is required, got {getattr(self, name)}"))
+        if self.ema is not None and not 0 < self.ema < 1:
+            out.append(("ema", f"an EMA decay in (0, 1) is required, got {self.ema}"))
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            out.append(("clip_grad", f"must be positive, got {self.clip_grad}"))
+        if self.warmup_epochs > self.epochs:
+            out.append(("warmup_epochs", f"{self.warmup_epochs} warm-up epochs of {self.epochs}"))
+        if self.data.name == "shapetex" and self.data.train_size < self.batch_size:
+            out.append(("batch_size", f"{self.batch_size} is more than the {self.data.train_size} training images: "
+                                      "an epoch would hold no batch"))
+        if self.epoch_val is not None and self.epoch_val < 1:
+            out.append(("epoch_val", f"must be at least 1, got {self.epoch_val}"))
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             out.append(("layer_decay", f"must be in (0, 1], got {self.layer_decay}"))
         return out
@@ -157,8 +189,10 @@ class Scale:
 
     def problems(self) -> list[Problem]:
         out = _at_least(self, ("img_size",), 1)
-        return out + [(n, f"must be positive, got {getattr(self, n)}") for n in ("patch", "width", "depth")
-                      if not getattr(self, n) > 0]
+        if self.img_size > 4096:
+            out.append(("img_size", f"at most 4096 px, got {self.img_size}"))
+        return out + [(n, f"a factor in (0, 4] is required, got {getattr(self, n)}") for n in ("patch", "width", "depth")
+                      if not 0 < getattr(self, n) <= 4]
 
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -184,14 +218,14 @@ class Measure:
         out = []
         for name in ("batch_sizes", "cuda_batch_sizes"):
             sizes = getattr(self, name)
-            if any(b < 1 for b in sizes) or len(set(sizes)) != len(sizes):
-                out.append((name, f"distinct batch sizes of at least 1 are required, got {list(sizes)}"))
+            if any(not 1 <= b <= 65536 for b in sizes) or len(set(sizes)) != len(sizes):
+                out.append((name, f"distinct batch sizes from 1 to 65536 are required, got {list(sizes)}"))
         if not self.batch_sizes:
             out.append(("batch_sizes", "at least one batch size is required"))
-        if not (self.min_time > 0 and math.isfinite(self.min_time)):
-            out.append(("min_time", f"must be positive, got {self.min_time}"))
-        if self.warmup < 1:
-            out.append(("warmup", f"at least 1 warm-up forward is required, got {self.warmup}"))
+        if not 0 < self.min_time <= 600:
+            out.append(("min_time", f"seconds in (0, 600] are required, got {self.min_time}"))
+        if not 1 <= self.warmup <= 1000:
+            out.append(("warmup", f"1 to 1000 warm-up forwards are required, got {self.warmup}"))
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             out.append(("device", f"auto, cpu, cuda or cuda:N is required, got '{self.device}'"))
         if self.device == "cpu" and self.amp in ("fp16", "bf16"):

@@ -84,3 +84,11 @@ def to_timm_state(ours: dict[str, torch.Tensor], kind: str, depths: tuple[int, .
             key = re.sub(r"^head\.", "head.fc.", key)
         out[key] = value
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cost_cache(tmp_path_factory):
+    """Model costs (ablab.cost.fidelity) cache into a test directory, never the user's home."""
+    import os
+
+    os.environ["ABLAB_CACHE"] = str(tmp_path_factory.mktemp("ablab-cache"))

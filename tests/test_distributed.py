@@ -23,6 +23,7 @@ import torch
 from typer.testing import CliRunner
 
 import ablab.dist
+from ablab.io import load_checkpoint
 from ablab.cli import app
 from ablab.data.loaders import build_data
 from ablab.dist import WorldSizeError
@@ -115,8 +116,8 @@ def assert_trained_alike(a: Path, b: Path) -> None:
         assert abs(float(row_a["loss"]) - float(row_b["loss"])) <= LOSS_ATOL
         for col in ("val_top1", "val_top5"):
             assert abs(float(row_a[col]) - float(row_b[col])) <= TOP_ATOL, col
-    weights_a = torch.load(a / "checkpoint.pt", weights_only=True)["model"]
-    weights_b = torch.load(b / "checkpoint.pt", weights_only=True)["model"]
+    weights_a = load_checkpoint(a / "checkpoint.pt")["model"]
+    weights_b = load_checkpoint(b / "checkpoint.pt")["model"]
     for name, w in weights_a.items():
         torch.testing.assert_close(weights_b[name], w, atol=WEIGHT_ATOL, rtol=0, msg=name)
 

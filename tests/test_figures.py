@@ -44,14 +44,15 @@ TRAINED = [
 PEAK = 200.0  # GMAC/s: o runs 0.5 GMAC x 100 im/s = 50 GMAC/s, i.e. 25% of peak
 
 
-TRAINING = ("top1", "top1_std", "top5", "d_top1", "seeds")
+TRAINING = ("top1", "top1_std", "top5", "d_top1", "d_top1_n", "verdict", "seeds")
 
 
 def write_summary(path: Path, rows: list[dict], peak: str | float | None = PEAK,
                   trained: bool = True) -> Path:
     """A summary.csv in the results store's schema at <recipe>/<profile>/summary.csv; peak None leaves it blank,
     `trained` False leaves the training columns blank (a measure-only profile)."""
-    full = [COMMON | {"params_m": 1.0, "seeds": "0", "peak_gmacs": "" if peak is None else peak} | row for row in rows]
+    full = [COMMON | {"params_m": 1.0, "seeds": "0", "peak_gmacs": "" if peak is None else peak} | row
+            | ({"d_top1_n": 1, "verdict": "n = 1"} if row.get("d_top1") != "" else {}) for row in rows]
     if not trained:
         full = [{k: v for k, v in row.items() if k not in TRAINING} | {"status": "measured"} for row in full]
     return write_rows(path, full)
@@ -140,9 +141,9 @@ def test_waterfall_shows_status_instead_of_bars_and_changes_vs_parent(trained: P
     fig = waterfall_figure(read_summary(trained))
     drawn = texts(fig)
     assert "failed (seed 0): loss is NaN" in drawn and "missing" in drawn
-    assert "\u22122.0" in drawn and "+1.0" in drawn  # change vs parent, with a real minus sign
-    assert "\u22124.0" in drawn  # c's parent b is the previous row: no "vs"
-    assert "+2.5" in drawn and "incomplete (1/2 seeds)" in drawn
+    assert "\u22122.00" in drawn and "+1.00" in drawn  # change vs parent (n = 1: no interval), a real minus sign
+    assert "\u22124.00" in drawn  # c's parent b is the previous row: no "vs"
+    assert "+2.50" in drawn and "incomplete (1/2 seeds)" in drawn
     assert "throughput not measured" in drawn  # d has no throughput
     assert "1.50×  (150 im/s)" in drawn and "1.88×  (1,500 im/s)" in drawn  # x chain root: o and r
     labels = {t for t in drawn if t.startswith("b: ")}  # the 40-character cut of a long label
@@ -159,7 +160,7 @@ def test_chain_roots_follow_parents_through_branches(trained: Path):
 def test_branch_step_names_its_parent_when_it_is_not_the_row_above(tmp_path: Path):
     rows = TRAINED[:4] + [TRAINED[3] | {"step": "c3", "parent": "b", "top1": 47.0, "d_top1": -2.0}]
     fig = waterfall_figure(read_summary(write_summary(tmp_path / "toy" / "cpu" / "summary.csv", rows)))
-    assert "\u22122.0 vs b" in texts(fig)
+    assert "\u22122.00 vs b" in texts(fig)
     plt.close(fig)
 
 

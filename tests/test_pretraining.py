@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from ablab.io import load_checkpoint, save_checkpoint
 from ablab.arch.build import build
 from ablab.cli import app
 from ablab.cost.memory import PeakMemory
@@ -66,7 +67,7 @@ def test_pretrain_loss_is_finite_and_the_encoder_loads_into_the_classifier(tmp_p
     assert result["pretrain_peak_kind"] == "cpu_peak_rss_growth" and result["pretrain_epoch_seconds"] > 0
     header = (tmp_path / "pretrain_log.csv").read_text().splitlines()[0]
     assert header == "epoch,loss,lr,images_per_s,epoch_seconds,peak_mb,peak_kind"
-    state = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "encoder.pt")
     model = build(spec)
     load_pretrained(model, state)
     assert torch.equal(model.patch_embed.proj.weight, state["patch_embed.proj.weight"])
@@ -98,8 +99,8 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
         pretrain(spec, SIMMIM, DATA, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
     assert not (tmp_path / "cut" / "encoder.pt").exists()
     pretrain(spec, SIMMIM, DATA, tmp_path / "cut", seed=0)
-    a = torch.load(tmp_path / "full" / "encoder.pt", weights_only=True)
-    b = torch.load(tmp_path / "cut" / "encoder.pt", weights_only=True)
+    a = load_checkpoint(tmp_path / "full" / "encoder.pt")
+    b = load_checkpoint(tmp_path / "cut" / "encoder.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -142,4 +143,5 @@ def test_unfinished_pretraining_is_reported_as_such(tmp_path):
     (run / "run.json").write_text(json.dumps({"train": {"epochs": 5}}))
     (run / "pretrain" / "run.json").write_text(json.dumps({"pretrain": {"epochs": 4}}))
     (run / "pretrain" / "pretrain_log.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
+    save_checkpoint(run / "pretrain" / "checkpoint.pt", {}, epoch=1)  # the progress is the checkpoint's
     assert _seed_summary(Store(tmp_path), "r", "p", "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"

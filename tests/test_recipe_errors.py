@@ -260,7 +260,7 @@ profiles:
 steps:
   - {id: o, label: tiny}
 """)
-    assert errs == [f"{path}:10: base.spec.stages[0].window: must be at least 0, got -1"]
+    assert errs == [f"{path}:10: base.spec.stages[0].window: must be from 0 to 4096, got -1"]
     fixed = (path.read_text()).replace("window: -1", "window: 0")
     path.write_text(fixed)
     with pytest.raises(RecipeError) as info:

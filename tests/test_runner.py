@@ -68,7 +68,8 @@ def test_a_fresh_clone_keeps_committed_summary_rows_no_run_data_speaks_for(write
     with summary.open(newline="") as f:
         rows = list(csv.DictReader(f))
     for row, top1, d_top1 in zip(rows, ("55.0", "50.0", "52.0"), ("", "-5.0", "2.0")):  # trained elsewhere
-        row.update(top1=top1, top1_std="0.0", top5="99.0", d_top1=d_top1, train_hours="0.1", seeds="0", status="done")
+        row.update(top1=top1, top1_std="", top1_n="1", top5="99.0", d_top1=d_top1, d_top1_n="1" if d_top1 else "",
+                   verdict="n = 1" if d_top1 else "", train_hours="0.1", seeds="0", status="done")
     committed = clone / "tiny/small/summary.csv"
     committed.parent.mkdir(parents=True)
     with committed.open("w", newline="") as f:

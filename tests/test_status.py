@@ -7,7 +7,7 @@ import os
 from typer.testing import CliRunner
 
 from ablab.cli import app
-from ablab.io import write_json_atomic
+from ablab.io import save_checkpoint, write_json_atomic
 from ablab.store.state import record_job, record_submission, run_state
 
 RECIPE = """
@@ -32,6 +32,8 @@ def started(run, epochs_logged: int) -> None:
     """run.json and log.csv as a training run leaves them after `epochs_logged` of its 2 epochs."""
     write_json_atomic(run / "run.json", {"key": "k", "train": {"epochs": 2}})
     (run / "log.csv").write_text("epoch,loss\n" + "".join(f"{e},1.0\n" for e in range(epochs_logged)))
+    if epochs_logged:
+        save_checkpoint(run / "checkpoint.pt", {}, epoch=epochs_logged - 1)
 
 
 def finished(run, **metrics) -> None:
@@ -73,7 +75,8 @@ def test_status_reads_every_state_from_the_results_directory(write_recipe, tmp_p
     result = CliRunner().invoke(app, ["status", str(recipe), "--results", str(results)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    rows = {tuple(line.split()[:2]): " ".join(line.split()[2:]) for line in lines[1:-2]}
+    runs, steps = lines[:lines.index("")], lines[lines.index("") + 1:]  # the run table, then the step table
+    rows = {tuple(line.split()[:2]): " ".join(line.split()[2:]) for line in runs[1:-1]}
     assert lines[0].split() == ["step", "seed", "state", "detail"]
     assert rows == {
         ("o", "0"): "done top-1 41.20",
@@ -86,7 +89,8 @@ def test_status_reads_every_state_from_the_results_directory(write_recipe, tmp_p
         ("d", "1"): "done top-1 40.00",
         ("e", "0"): "pending job 107",
     }
-    assert lines[-2] == "2 done, 1 running, 3 pending, 2 failed, 1 incomplete"
+    assert runs[-1] == "2 done, 1 running, 3 pending, 2 failed, 1 incomplete"
+    assert steps[0].split()[:3] == ["step", "top-1", "n"] and steps[1].split()[:3] == ["o", "41.20", "1"]
     assert lines[-1] == f"wrote {results}/fixture/small/summary.csv"
     summary = {r["step"]: r for r in csv.DictReader((results / "fixture/small/summary.csv").open())}
     assert summary["o"]["status"] == "done" and summary["o"]["top1"] == "41.2"

@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from ablab.io import load_checkpoint
 from ablab.cli import app
 from ablab.data.loaders import DataError, build_data
 from ablab.data.synthetic import NUM_CLASSES, make_shapetex
@@ -71,7 +72,7 @@ def test_training_loss_falls(tmp_path):
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert result["top1"] is not None and (tmp_path / "log.csv").is_file() and (tmp_path / "checkpoint.pt").is_file()
     header = (tmp_path / "log.csv").read_text().splitlines()[0]
-    assert header == "epoch,loss,lr,val_top1,val_top5,images_per_s,epoch_seconds"
+    assert header == "epoch,loss,lr,val_top1,val_top5,val_images,images_per_s,epoch_seconds"
 
 
 def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
@@ -86,8 +87,8 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
         train(spec, SMALL, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
     resumed = train(spec, SMALL, tmp_path / "cut", seed=0)
     assert (resumed["top1"], resumed["top5"]) == (full["top1"], full["top5"])
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -97,7 +98,7 @@ def test_seeds_differ_and_repeat(tmp_path):
     train(spec, cfg, tmp_path / "s0", seed=0)
     train(spec, cfg, tmp_path / "s0b", seed=0)
     train(spec, cfg, tmp_path / "s1", seed=1)
-    w = {k: torch.load(tmp_path / k / "checkpoint.pt", weights_only=True)["model"] for k in ("s0", "s0b", "s1")}
+    w = {k: load_checkpoint(tmp_path / k / "checkpoint.pt")["model"] for k in ("s0", "s0b", "s1")}
     assert all(torch.equal(w["s0"][k], w["s0b"][k]) for k in w["s0"])
     assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
 

@@ -45,10 +45,10 @@ def test_every_step_forward_shape(profile):
 
 def test_cpu_profile_shrinks_uniformly():
     cpu = {s.id: RECIPE.spec(s.id, "cpu") for s in RECIPE.steps}
-    assert cpu["o"].grids() == [8] and cpu["c"].grids() == [32, 16, 8] and cpu["d"].grids() == [32, 16, 8, 4]
+    assert cpu["o"].grids() == [4] and cpu["c"].grids() == [16, 8, 4] and cpu["d"].grids() == [16, 8, 4, 2]
     assert cpu["a"].stages[0].depth == 2 * cpu["o"].stages[0].depth  # (a) still doubles the depth
-    assert cpu["c'"].stages[0].window == 4 and cpu["d"].stages[2].window == 4  # 7 of 56/14 -> 4 of 32/8
-    for s in RECIPE.steps:  # head width is kept
+    assert cpu["c'"].stages[0].window == 2 and cpu["d"].stages[2].window == 2  # 7 of 56/14 -> 2 of 16/4
+    for s in RECIPE.steps:  # widths scale alike; heads with them, at least one
         paper = RECIPE.spec(s.id, "paper")
         for a, b in zip(paper.stages, cpu[s.id].stages):
-            assert (a.heads == 0) == (b.heads == 0) and (not a.heads or a.dim // a.heads == b.dim // b.heads)
+            assert b.dim == round(a.dim * 0.09375) and b.heads == (max(1, round(a.heads * 0.09375)) if a.heads else 0)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..arch.build import build
 from ..data.loaders import build_data
-from ..io import read_json, write_json_atomic, write_text_atomic
+from ..io import load_checkpoint, read_json, write_json_atomic, write_text_atomic
 from ..nn.attention import Attend, attention_probs
 from ..recipe import AttentionVarianceStudy, Recipe
 from ..store.keys import train_key
@@ -107,7 +107,7 @@ def finished_run(recipe: Recipe, profile: str, step_id: str, seed: int, store: S
 def load_trained(recipe: Recipe, profile: str, step_id: str, run_dir: Path, device: str) -> nn.Module:
     """The model of one seed run with its final weights: the EMA ones when the run kept an EMA."""
     model = build(recipe.spec(step_id, profile))
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(run_dir / "checkpoint.pt")
     model.load_state_dict(state["ema"] if recipe.train_config(step_id, profile).ema else state["model"])
     return model.to(device).eval()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import torch
@@ -47,7 +48,7 @@ class Net(nn.Module):
         self.patch_embed = PatchEmbed(patch=spec.patch_size, in_chans=spec.in_chans, dim=spec.stages[0].dim,
                                       norm=spec.stem_norm, eps=spec.norm_eps, kernel=spec.stem_kernel)
         total = sum(st.depth for st in spec.stages)
-        rates = iter(torch.linspace(0, spec.drop_path, total).tolist() if total else [])
+        rates = iter(torch.linspace(0, spec.drop_path, total, device="cpu").tolist() if total else [])
         stages, width = [], spec.stages[0].dim  # width: of the tokens leaving the previous stage
         for ctx in spec.contexts():
             st = ctx.stage
@@ -61,7 +62,7 @@ class Net(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(width, eps=spec.norm_eps)
         self.head = nn.Linear(width, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        self.apply(functools.partial(_init_weights, std=spec.init_std))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> final tokens (B, N, C), normalised unless the norm comes after pooling."""
@@ -96,9 +97,9 @@ def _stage_out_dim(ctx: StageContext) -> int:
     return st.dim
 
 
-def _init_weights(m: nn.Module) -> None:
+def _init_weights(m: nn.Module, std: float) -> None:
     if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
+        trunc_normal_(m.weight, std=std)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     elif isinstance(m, nn.LayerNorm):

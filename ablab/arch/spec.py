@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from ..schema import Key, Problems, SchemaError, did_you_mean, loaded
+from ..settings import ADDED
 from .kinds import ATTENTION, BLOCKS, DOWNSAMPLE, HEADS, REL_POS, STAGE_KINDS, StageContext
 
 PoolOp = Literal["conv", "max", "avg"]
@@ -78,12 +79,12 @@ class Stage:
     def problems(self) -> list[tuple[str, str]]:
         """Values out of range, whatever the kinds."""
         out = []
-        for name, least in (("depth", 0), ("dim", 1), ("heads", 0), ("window", 0), ("q_kernel", 1),
-                            ("kv_kernel", 1), ("kv_stride", 1)):
-            if getattr(self, name) < least:
-                out.append((name, f"must be at least {least}, got {getattr(self, name)}"))
-        if not self.mlp_ratio > 0:
-            out.append(("mlp_ratio", f"must be positive, got {self.mlp_ratio}"))
+        for name, least, most in (("depth", 0, 1000), ("dim", 1, 65536), ("heads", 0, 4096), ("window", 0, 4096),
+                                  ("q_kernel", 1, 64), ("kv_kernel", 1, 64), ("kv_stride", 1, 64)):
+            if not least <= getattr(self, name) <= most:
+                out.append((name, f"must be from {least} to {most}, got {getattr(self, name)}"))
+        if not 0 < self.mlp_ratio <= 64:
+            out.append(("mlp_ratio", f"must be in (0, 64], got {self.mlp_ratio}"))
         return out
 
 
@@ -116,6 +117,7 @@ class ArchSpec:
     mask_unit: int = 8
     channel_expand: Expand = "attn"
     drop_path: float = 0.0
+    init_std: float = field(default=0.02, metadata=ADDED)  # of every Linear weight (timm's trunc-normal 0.02)
     name: str = field(default="", compare=False)
 
     # ---- derived geometry -------------------------------------------------
@@ -165,9 +167,19 @@ class ArchSpec:
                     out.append((("stages", i, name), f"unknown {name} kind {value!r}; {did_you_mean(value, kinds)}"))
         if self.pool not in HEADS:
             out.append((("pool",), f"unknown head kind {self.pool!r}; {did_you_mean(self.pool, HEADS)}"))
-        for name in ("img_size", "in_chans", "patch_size"):
-            if getattr(self, name) < 1:
-                out.append(((name,), f"must be at least 1, got {getattr(self, name)}"))
+        for name, most in (("img_size", 4096), ("in_chans", 64), ("patch_size", 4096), ("num_classes", 1 << 20),
+                           ("mask_unit", 4096), ("stem_kernel", 4096)):
+            if not (1 if name not in ("num_classes", "stem_kernel") else 0) <= getattr(self, name) <= most:
+                out.append(((name,), f"must be from {1 if name not in ('num_classes', 'stem_kernel') else 0} to "
+                                     f"{most}, got {getattr(self, name)}"))
+        if not 0 <= self.drop_path < 1:
+            out.append((("drop_path",), f"a probability in [0, 1) is required, got {self.drop_path}"))
+        if not 0 < self.init_std <= 1:
+            out.append((("init_std",), f"must be in (0, 1], got {self.init_std}"))
+        if not 0 < self.norm_eps < 1:
+            out.append((("norm_eps",), f"must be in (0, 1), got {self.norm_eps}"))
+        if len(self.stages) > 64:
+            out.append((("stages",), f"at most 64 stages, got {len(self.stages)}"))
         if out:
             return out
         if self.img_size % self.patch_size:
@@ -188,7 +200,9 @@ class ArchSpec:
 
     # ---- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """Plain data; a field added later is left out while at its default, so earlier keys stay valid."""
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if not (self.__dataclass_fields__[k].metadata.get("added") and v == self.__dataclass_fields__[k].default)}
         d["stages"] = [dict(s) for s in d["stages"]]
         return d
 

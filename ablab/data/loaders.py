@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -36,7 +36,7 @@ class Data:
     num_classes: int
     train_size: int
     train: Callable[[int], Batches]  # epoch -> batches (the order depends on the run seed and the epoch)
-    val: Callable[[], Batches]
+    val: Callable[[Optional[int]], Batches]  # the first `limit` images of the validation split (None: all)
 
 
 _SHAPETEX_CACHE: dict[tuple[int, int, int, int], tuple[torch.Tensor, ...]] = {}
@@ -49,6 +49,25 @@ def _shapetex(cfg: DataConfig, img_size: int) -> tuple[torch.Tensor, ...]:
         xv, yv = make_shapetex(cfg.val_size, 2 * cfg.seed + 1, img_size)
         _SHAPETEX_CACHE[key] = (xt, yt, xv, yv)
     return _SHAPETEX_CACHE[key]
+
+
+def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """The training labels permuted once (the control `shuffle_labels`): the same label counts, no link to the
+    images, so nothing generalises and validation top-1 falls to chance."""
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+
+
+class _RelabelledDataset(Dataset):
+    """A dataset on disk with its targets replaced (shuffled labels)."""
+
+    def __init__(self, dataset: Dataset, targets: torch.Tensor) -> None:
+        self.dataset, self.targets = dataset, targets.tolist()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[i][0], self.targets[i]
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +87,7 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
     mine = batch_share(batch, rank, world)  # this process's part of each global batch
     if cfg.name == "shapetex":
         xt, yt, xv, yv = _shapetex(cfg, img_size)
+        yt = shuffled(yt, cfg.seed) if cfg.shuffle_labels else yt
 
         def train_batches(epoch: int) -> Batches:
             g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
@@ -80,8 +100,8 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
                     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
                 yield x, yt[idx]
 
-        def val_batches() -> Batches:
-            val = _share(rank, world, len(yv))
+        def val_batches(limit: Optional[int] = None) -> Batches:
+            val = _share(rank, world, min(len(yv), limit or len(yv)))
             for i in range(val.start, val.stop, 256):
                 j = min(i + 256, val.stop)
                 yield _normalise(xv[i:j]), yv[i:j]
@@ -89,6 +109,8 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
         return Data(NUM_CLASSES, len(yt) // batch * batch, train_batches, val_batches)
 
     ds_train, ds_val, classes = _from_disk(train, img_size)
+    if cfg.shuffle_labels:
+        ds_train = _RelabelledDataset(ds_train, shuffled(torch.tensor(ds_train.targets), cfg.seed))
 
     def train_batches_from_disk(epoch: int) -> Batches:
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
@@ -96,8 +118,8 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
         shares = [order[i:i + batch][mine].tolist() for i in range(0, len(order) - batch + 1, batch)]
         yield from DataLoader(ds_train, batch_sampler=shares, num_workers=cfg.workers)
 
-    def val_batches_from_disk() -> Batches:
-        val = _share(rank, world, len(ds_val))  # type: ignore[arg-type]
+    def val_batches_from_disk(limit: Optional[int] = None) -> Batches:
+        val = _share(rank, world, min(len(ds_val), limit or len(ds_val)))  # type: ignore[arg-type]
         yield from DataLoader(Subset(ds_val, range(val.start, val.stop)), batch_size=256, num_workers=cfg.workers)
 
     size = len(ds_train) // batch * batch  # type: ignore[arg-type]

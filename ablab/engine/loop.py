@@ -18,11 +18,10 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 
 from .. import dist
-from ..io import save_torch_atomic, write_csv_atomic
+from ..io import load_checkpoint, save_checkpoint, write_csv_atomic
 from ..seeds import epoch_seed, seed_everything
+from ..store.state import CHECKPOINT
 from .schedule import set_lr
-
-CHECKPOINT = "checkpoint.pt"
 
 
 class Diverged(RuntimeError):
@@ -75,7 +74,7 @@ class Epochs:
         path = self.run_dir / CHECKPOINT
         rows, start, seconds = [], 0, 0.0
         if path.is_file():
-            saved = torch.load(path, map_location=self.device, weights_only=True)
+            saved = load_checkpoint(path, map_location=self.device)
             for name, obj in self.state.items():
                 obj.load_state_dict(saved[name])
             rows, start, seconds = saved["rows"], saved["epoch"] + 1, saved["seconds"]
@@ -103,8 +102,9 @@ class Epochs:
                    "images_per_s": round(seen / elapsed, 1), "epoch_seconds": round(elapsed, 2)}
             rows.append(row)
             if dist.is_main():
+                # the checkpoint first: a log row then always has its checkpoint (the log is mended from it)
+                save_checkpoint(path, {**{name: obj.state_dict() for name, obj in self.state.items()},
+                                       "epoch": epoch, "rows": rows, "seconds": seconds}, epoch)
                 write_csv_atomic(self.run_dir / self.log_name, self.columns, rows)
-                save_torch_atomic(path, {**{name: obj.state_dict() for name, obj in self.state.items()},
-                                         "epoch": epoch, "rows": rows, "seconds": seconds})
             progress.on_epoch(row)
         return rows, seconds

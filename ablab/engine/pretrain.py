@@ -26,7 +26,7 @@ from torch import nn
 from .. import dist
 from ..arch.spec import ArchSpec
 from ..data.loaders import build_data
-from ..io import save_torch_atomic
+from ..io import save_checkpoint
 from ..cost.memory import PeakMemory
 from ..mim.masking import random_mask
 from ..mim.pretrainer import build_pretrainer
@@ -105,7 +105,7 @@ def pretrain(
         update=update, end=end, device=dev, what="pre-training loss",
     ).run(progress or Progress())
     if dist.is_main():
-        save_torch_atomic(run_dir / ENCODER_FILE, encoder_state(model))
+        save_checkpoint(run_dir / ENCODER_FILE, encoder_state(model), cfg.epochs - 1)
     dist.barrier()  # the caller loads encoder.pt on every process
     return {
         "pretrain_method": cfg.method, "pretrain_epochs": cfg.epochs, "pretrain_loss": rows[-1]["loss"],

@@ -32,7 +32,7 @@ from .loop import Epochs, Progress
 from .optim import param_groups
 from .schedule import lr_at
 
-LOG_COLUMNS = ["epoch", "loss", "lr", "val_top1", "val_top5", "images_per_s", "epoch_seconds"]
+LOG_COLUMNS = ["epoch", "loss", "lr", "val_top1", "val_top5", "val_images", "images_per_s", "epoch_seconds"]
 
 
 def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -48,8 +48,9 @@ def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple[float, float]:
-    """Top-1 and top-5 accuracy (%) over every process's `batches` (each process calls it on its own slice)."""
+def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple[float, float, int]:
+    """Top-1 and top-5 accuracy (%) over every process's `batches` (each process calls it on its own slice), and
+    how many images they held."""
     model.eval()
     correct1 = correct5 = total = 0
     for x, y in batches:
@@ -61,7 +62,7 @@ def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
         total += len(y)
     correct1, correct5, total = dist.all_reduce_sum(torch.tensor([correct1, correct5, total], device=device)).tolist()
-    return 100.0 * correct1 / total, 100.0 * correct5 / total
+    return 100.0 * correct1 / total, 100.0 * correct5 / total, int(total)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -142,8 +143,9 @@ def train(
             ema.update(model)
 
     def end(epoch: int) -> dict[str, Any]:
-        top1, top5 = evaluate(ema.module if ema is not None else model, data.val(), dev, autocast)
-        return {"val_top1": round(top1, 3), "val_top5": round(top5, 3)}
+        limit = None if epoch == cfg.epochs - 1 else cfg.epoch_val  # the last epoch sees the whole split
+        top1, top5, images = evaluate(ema.module if ema is not None else model, data.val(limit), dev, autocast)
+        return {"val_top1": round(top1, 3), "val_top5": round(top5, 3), "val_images": images}
 
     rows, seconds = Epochs(
         run_dir=run_dir, log_name="log.csv", columns=LOG_COLUMNS, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,

@@ -35,6 +35,7 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from ..io import write_figure_atomic
 from ..store import summary as schema
+from ..store.summary import row_delta
 
 DPI = 150
 FORMATS = ("png", "pdf")
@@ -42,6 +43,7 @@ MAX_LABEL = 40  # characters of "id: label" before it is cut with "…"
 MAX_AREA = 500.0  # marker area (pt²) of the largest model; area is proportional to GFLOPs
 MIN_AREA = 6.0  # floor so that a model ~100x smaller than the largest still shows
 GAIN, LOSS, FLAT = "#1a7f37", "#cf222e", "0.35"  # top-1 change colours
+VERDICT_COLORS = {"better": GAIN, "worse": LOSS}
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,14 @@ def _plot_accuracy(ax: Axes, rows: pd.DataFrame, colors: list[str],
     """Markers (top-1 vs im/s, seed error bars), arrows parent→child; return the step-id labels and the arrows."""
     areas = _areas(rows["gflops"], per_gflop)
     x, y = rows["throughput"].to_numpy(), rows["top1"].to_numpy()
-    ax.scatter(x, y, s=areas, c=colors, alpha=0.75, edgecolors="black", linewidths=0.6, zorder=3)
+    single = (rows["top1_n"].fillna(1) < 2).to_numpy()  # one seed: no interval, drawn hollow
+    for hollow in (False, True):
+        pick = single == hollow
+        if pick.any():
+            shown = [c for c, p in zip(colors, pick) if p]
+            ax.scatter(x[pick], y[pick], s=areas[pick], c="white" if hollow else shown,
+                       edgecolors=shown if hollow else "black", linewidths=1.4 if hollow else 0.6,
+                       alpha=0.9 if hollow else 0.75, zorder=3)
     spread = rows["top1_std"].fillna(0).to_numpy() > 0
     if spread.any():
         ax.errorbar(x[spread], y[spread], yerr=rows["top1_std"].to_numpy()[spread], fmt="none",
@@ -253,6 +262,12 @@ def _accuracy_axes(ax: Axes, rows: pd.DataFrame, hardware: str, per_gflop: float
     ax.set_ylabel("top-1 accuracy (%, mean ± std over seeds)")
     ax.grid(True, which="major", alpha=0.3)
     handles = [Line2D([], [], marker="o", linestyle="", color=c, markersize=7, label=name) for c, name in colors]
+    if (rows["top1_n"].fillna(1) < 2).any():
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="0.3",
+                              markersize=7, label="hollow: one seed (n = 1), no interval"))
+    if (rows["top1_std"].fillna(0) > 0).any():
+        handles.append(Line2D([], [], marker="|", linestyle="", color="0.3", markersize=9,
+                              label="bar: ± std over seeds"))
     first = ax.legend(handles=handles, title=f"colour = {what}", loc="upper left", bbox_to_anchor=(1.02, 1.0),
                       fontsize=8, title_fontsize=8, frameon=False)
     ax.add_artist(first)
@@ -305,31 +320,32 @@ def waterfall_figure(s: Summary) -> Optional[Figure]:
 
 
 def _top1_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> list[tuple[float, list[Text]]]:
-    """Top-1 bars from a common base, value and coloured change vs parent after each; status text for the rest."""
+    """Top-1 bars from zero with ± std over seeds, the value and the paired change vs the parent with its 95%
+    interval after each (green: better, red: worse, grey: not resolved or n = 1); status text for the rest."""
     top1 = rows["top1"].dropna()
-    base = _bar_base(top1)
     anchored = []
     previous = [""] + list(rows["step"][:-1])
     for i, row in rows.iterrows():
         if pd.isna(row["top1"]):
-            note = _note(ax, _short(row["status"] or "missing", 45), (base, i))
-            anchored.append((base, [note]))
+            anchored.append((0.0, [_note(ax, _short(row["status"] or "missing", 45), (0.0, i))]))
             continue
-        ax.barh(i, row["top1"] - base, left=base, height=0.62, color=colors[i], alpha=0.8)
+        ax.barh(i, row["top1"], height=0.62, color=colors[i], alpha=0.8)
         end = row["top1"]
         if row["top1_std"] > 0:
             ax.errorbar(end, i, xerr=row["top1_std"], fmt="none", ecolor="0.2", elinewidth=0.8, capsize=2)
             end += row["top1_std"]
-        texts = [ax.annotate(f"{row['top1']:.1f}", (end, i), xytext=(4, 0), textcoords="offset points",
+        n = "" if pd.isna(row["top1_n"]) else f" (n = {int(row['top1_n'])})"
+        texts = [ax.annotate(f"{row['top1']:.1f}{n}", (end, i), xytext=(4, 0), textcoords="offset points",
                              va="center", fontsize=8.5)]
-        if pd.notna(row["d_top1"]):
+        delta = row_delta(rows, i)
+        if delta is not None:
             vs = f" vs {row['parent']}" if row["parent"] != previous[i] else ""
-            texts.append(_after(texts[-1], _signed(row["d_top1"]) + vs, _change_color(row["d_top1"])))
+            texts.append(_after(texts[-1], f"{delta}{vs}", VERDICT_COLORS.get(delta.verdict, FLAT)))
         if row["status"] not in ("done", "", "missing"):
             texts.append(_after(texts[-1], _short(row["status"], 30), "0.4", italic=True))
         anchored.append((end, texts))
-    ax.set_xlim(base, top1.max() + 0.05 * (top1.max() - base))
-    ax.set_xlabel("top-1 accuracy (%); coloured: change vs parent (points)")
+    ax.set_xlim(0, top1.max() * 1.05)
+    ax.set_xlabel("top-1 accuracy (%, ± std over seeds); change vs parent [95% CI]")
     ax.grid(True, axis="x", alpha=0.3)
     return anchored
 
@@ -357,12 +373,6 @@ def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> list[tuple[
     return anchored
 
 
-def _bar_base(top1: pd.Series) -> float:
-    """Where top-1 bars start: a whole number well below the worst step so that small differences show."""
-    span = top1.max() - top1.min()
-    return float(max(0, math.floor(top1.min() - max(0.6 * span, 2.0))))
-
-
 def _note(ax: Axes, text: str, xy: tuple[float, float]) -> Text:
     """Grey italic text in place of a bar (failed, missing or unmeasured step)."""
     return ax.annotate(text, xy, xytext=(4, 0), textcoords="offset points", va="center", fontsize=8.5,
@@ -373,16 +383,6 @@ def _after(previous: Text, text: str, color: str, italic: bool = False) -> Text:
     """Text written just right of `previous` (chained to its box, so no width guessing)."""
     return previous.axes.annotate(text, xy=(1, 0.5), xycoords=previous, xytext=(5, 0), textcoords="offset points",
                                   va="center", fontsize=8.5, color=color, style="italic" if italic else "normal")
-
-
-def _signed(change: float) -> str:
-    """'+0.2' or '−5.1' (a real minus sign)."""
-    return f"{change:+.1f}".replace("-", "\u2212")
-
-
-def _change_color(change: float) -> str:
-    """Green for a gain, red for a loss, grey for no change at one decimal."""
-    return GAIN if round(change, 1) > 0 else LOSS if round(change, 1) < 0 else FLAT
 
 
 def _chain_separators(ax: Axes, rows: pd.DataFrame) -> None:

@@ -12,7 +12,8 @@ import pandas as pd
 
 from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
-from ..store.summary import SeedStats, read_summary
+from ..stats import MAX_SEEDS
+from ..store.summary import read_summary, row_delta, row_top1
 
 # (our column, paper column, header, digits)
 COMPARED = [
@@ -55,6 +56,10 @@ def build_table(summary: Path) -> Table:
             out[f"paper {header}"] = ref
             if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[f"diff {header}"] = (value - ref).round(digits + 1)
+    if df["drift"].notna().any():  # a shrunk profile: each step's change as the shrink keeps it, beside the paper's
+        out["params ×parent (paper)"] = [_pair(a, b) for a, b in zip(df["params_x"], df["paper_params_x"])]
+        out["FLOPs ×parent (paper)"] = [_pair(a, b) for a, b in zip(df["flops_x"], df["paper_flops_x"])]
+        out["drift"] = [_percent(d) for d in df["drift"]]
     out["x root"] = _ratio_to_root(df, df["throughput"], setting).round(2)
     if "paper_throughput" in df:  # the paper's own speed-up over the root, on the paper's hardware
         out["paper x root"] = _ratio_to_root(df, df["paper_throughput"]).round(2)
@@ -75,10 +80,17 @@ def build_table(summary: Path) -> Table:
 
 
 def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
-    """top-1 as mean ± std over seeds, top-5, change of top-1 versus the parent step, train hours, status."""
-    out["top-1"] = [_top1(df, i) for i in df.index]
-    out["top-5"] = df["top5"].round(2)
-    out["d top-1"] = df["d_top1"].round(2)
+    """top-1 as mean ± std over n seeds; the paired change against the parent with its 95% interval, n, verdict and
+    the seeds 80% power would need; top-5 only where it is informative (below 99% somewhere); train hours."""
+    out["top-1"] = [row_top1(df, i) for i in df.index]
+    out["n"] = df["top1_n"].astype("Int64")
+    out["Δ top-1 [95% CI]"] = [_delta(df, i) for i in df.index]
+    out["verdict"] = df["verdict"]
+    if df["expect"].str.len().gt(0).any():  # a calibration recipe: each change's expected verdict, met or not
+        out["expected"] = [f"{e} {'✓' if v == e else '✗'}" if e else "" for e, v in zip(df["expect"], df["verdict"])]
+    out["seeds for 80% power"] = [_needed(v) for v in df["seeds_needed"]]
+    if (df["top5"] < 99).any():
+        out["top-5"] = df["top5"].round(2)
     out["train h"] = df["train_hours"].round(3)
     if df["pretrain"].str.len().gt(0).any():  # HiViT Table 8's columns
         out["pretrain"] = df["pretrain"]
@@ -87,12 +99,25 @@ def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _top1(df: pd.DataFrame, i: int) -> str:
-    """Row i's top-1 as 'mean ± std' over its seeds ('mean' for one seed), '' when not trained."""
-    mean, std = df.at[i, "top1"], df.at[i, "top1_std"]
-    if pd.isna(mean):
+def _pair(ours: float, paper: float) -> str:
+    """'0.886 (0.886)': a ratio under the profile and at paper scale ('' for a chain's root)."""
+    return "" if pd.isna(ours) else f"{ours:.3f} ({paper:.3f})"
+
+
+def _percent(share: float) -> str:
+    return "" if pd.isna(share) else f"{100 * share:.1f}%"
+
+
+def _delta(df: pd.DataFrame, i: int) -> str:
+    delta = row_delta(df, i)
+    return "" if delta is None else str(delta)
+
+
+def _needed(value: float) -> str:
+    """Seeds needed for 80% power, '>1000' past the search, '' where it cannot be said."""
+    if pd.isna(value):
         return ""
-    return str(SeedStats(mean, None if pd.isna(std) else std, len(df.at[i, "seeds"].split())))
+    return f">{MAX_SEEDS}" if value > MAX_SEEDS else str(int(value))
 
 
 def build_overview(summaries: list[Path], profile: str) -> Table:
@@ -124,7 +149,7 @@ def _overview_numbers(df: pd.DataFrame, i: int) -> dict[str, object]:
     """Params, GFLOPs, im/s and top-1 (mean ± std) of row `i`, with the paper's top-1 where cited."""
     return {
         "Params (M)": round(df.at[i, "params_m"], 2), "GFLOPs": round(df.at[i, "gflops"], 2),
-        "im/s": round(df.at[i, "throughput"], 1), "top-1": _top1(df, i),
+        "im/s": round(df.at[i, "throughput"], 1), "top-1": row_top1(df, i),
         "paper top-1": df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
         "status": df.at[i, "status"],
     }
@@ -187,7 +212,7 @@ def _tex(text: str) -> str:
 
 
 def _tex_cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) or value == "":
         return "--"
     return _tex(f"{value:.6g}" if isinstance(value, float) else str(value))
 

@@ -1,11 +1,12 @@
-"""What `ablab run` checks before any work: the measurement this machine can make, batches the processes can share,
-the dataset's path -- so a run never stops on them after hours of training."""
+"""What `ablab run` checks before any work: the measurement this machine can make, models that fit its memory,
+batches the processes can share, the dataset's path -- so a run never stops on them after hours of training."""
 
 from __future__ import annotations
 
 from typing import Optional
 
 from ..recipe import Recipe
+from ..settings import Setting
 
 
 class PreflightError(ValueError):
@@ -24,7 +25,10 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     where = f"{recipe.path}: profile '{profile}'"
     try:
         if measure_here:
-            resolve_setting(recipe.profiles[profile].measure)
+            setting = resolve_setting(recipe.profiles[profile].measure)
+            too_big = [line for step in steps for line in _exceeds(recipe, profile, step, setting, train)]
+            if too_big:
+                raise PreflightError("; ".join(f"{where}: {line}" for line in too_big))
         if not train:
             return
         for step in steps:
@@ -35,3 +39,42 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
         build_data(recipe.train_config(steps[0], profile, data_root), recipe.spec(steps[0], profile).img_size, 0)
     except (MeasureError, DataError, WorldSizeError) as e:
         raise PreflightError(f"{where}: {e}") from None
+
+
+def _exceeds(recipe: Recipe, profile: str, step: str, setting: Setting, train: bool) -> list[str]:
+    """Why `step`'s model cannot be measured (at the sweep's largest batch) or trained on this machine's memory:
+    fp32 weights (with gradients and AdamW's two moments when training) and activations (the largest module output
+    per image for inference, every module output for training), against what the device has free."""
+    from ..cost.fidelity import CostCache
+
+    cost = CostCache()(recipe.spec(step, profile))
+    free = available_bytes(setting.device)
+    out = []
+    measure = 4 * (cost.params + 4 * cost.largest * max(setting.batch_sizes))
+    if measure > free:
+        out.append(f"step '{step}': measuring it at batch {max(setting.batch_sizes)} needs about "
+                   f"{measure / 2**30:.1f} GiB ({cost.params / 1e6:,.1f}M params), this machine has "
+                   f"{free / 2**30:.1f} GiB free")
+    if train:
+        batch = recipe.train_config(step, profile).batch_size
+        need = 4 * (4 * cost.params + cost.activations * batch)
+        if need > free:
+            out.append(f"step '{step}': training it at batch {batch} needs about {need / 2**30:.1f} GiB, this "
+                       f"machine has {free / 2**30:.1f} GiB free")
+    return out
+
+
+def available_bytes(device: str) -> int:
+    """Memory free for a model on `device`: the GPU's free memory, or the system's available memory (Linux
+    /proc/meminfo; unbounded where it cannot be read)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62

@@ -11,10 +11,11 @@ run so that they read its checkpoint only after rank 0 has cleared stale files.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -23,8 +24,9 @@ from ..arch.build import build
 from ..arch.spec import ArchSpec, design_columns
 from ..engine.loop import Diverged
 from ..engine.pretrain import ENCODER_FILE, pretrain
-from ..engine.supervised import train
-from ..io import read_json, write_json_atomic
+from ..engine.supervised import LOG_COLUMNS, train
+from ..io import (CorruptFile, load_checkpoint, read_json, remove_leftovers, verify_checkpoint, write_csv_atomic,
+                  write_json_atomic)
 from ..cost.machine import device_name, device_record, software_versions
 from ..cost.model import measure
 from ..cost.peak import machine_peak
@@ -33,8 +35,9 @@ from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..settings import Setting, TrainConfig
 from ..store.keys import measure_key, pretrain_key, train_key
+from ..store.lock import Locked, RunLock
 from ..store.paths import Store
-from ..store.state import epoch_progress
+from ..store.state import CHECKPOINT, epoch_progress
 from ..store.summary import setting_label, write_summary
 from .progress import RunProgress
 
@@ -86,10 +89,12 @@ def run_recipe(
     data_root: Optional[str] = None,
     progress: Optional[RunProgress] = None,
     measure_steps: bool = True,
+    wait_locks: bool = False,
 ) -> Path:
     """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path
     of the summary CSV. A job that trains one seed of a step already measured by another job passes
-    `measure_steps=False`, so two jobs never measure the same step at once."""
+    `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
+    holds (RunLock) is skipped with a message, or waited for with `wait_locks`."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
     dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     main = dist.is_main()
@@ -99,13 +104,19 @@ def run_recipe(
     try:
         for step in chosen:
             if main and measure_steps:
-                _measure(recipe, step, profile, store, force, log)
+                with _held(store.step_dir(recipe.name, profile, step.id), f"[{step.id}] measurement", wait_locks,
+                           log, group=False) as mine:
+                    if mine:
+                        _measure(recipe, step, profile, store, force, log)
                 write_summary(recipe, profile, store)
             if not train_steps:
                 progress.advance()
                 continue
             for seed in seeds:
-                _train(recipe, step, profile, store, seed, force, data_root, log, progress)
+                with _held(store.seed_dir(recipe.name, profile, step.id, seed), f"[{step.id}] seed {seed}",
+                           wait_locks, log) as mine:
+                    if mine:
+                        _train(recipe, step, profile, store, seed, force, data_root, log, progress)
                 if main:
                     write_summary(recipe, profile, store)
                 progress.advance()
@@ -120,13 +131,48 @@ def _silent(line: str) -> None:
     """The log of ranks other than 0: they print nothing but errors."""
 
 
+@contextlib.contextmanager
+def _held(directory: Path, name: str, wait: bool, log: Callable[[str], None], group: bool = True) -> Iterator[bool]:
+    """Rank 0 holds `directory`'s lock for the block, and (with `group`: every rank enters) every rank learns whether
+    to do the work: False when another process holds it (said in the log). Leftovers of interrupted atomic writes
+    are removed first."""
+    lock, mine = RunLock(directory, wait) if dist.is_main() else None, True
+    if lock is not None:
+        try:
+            lock.__enter__()
+        except Locked as e:
+            mine = False
+            log(f"{name}: skipped: {e} (--wait-locks waits for it)")
+        else:
+            for leftover in remove_leftovers(directory) + remove_leftovers(directory / "pretrain"):
+                log(f"{name}: removed {leftover.name}, left by an interrupted write")
+    mine = dist.agree(mine) if group else mine
+    try:
+        yield mine
+    finally:
+        if lock is not None and mine:
+            lock.__exit__()
+
+
+def _current(path: Path, key: str, log: Callable[[str], None]) -> bool:
+    """Whether `path` holds the results of the work keyed `key`; a corrupt file is named, removed and redone."""
+    if not path.is_file():
+        return False
+    try:
+        return read_json(path).get("key") == key
+    except CorruptFile as e:
+        log(f"{e}; doing that work again")
+        path.unlink()
+        return False
+
+
 def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool, log: Callable[[str], None]) -> None:
     setting = resolve_setting(recipe.profiles[profile].measure)
     spec = recipe.spec(step.id, profile)
     key = measure_key(spec, setting, device_name(setting.device))
     out = store.step_dir(recipe.name, profile, step.id)
     metrics_path = out / "metrics.json"
-    if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
+    if not force and _current(metrics_path, key, log):
         log(f"[{step.id}] {step.label}: measurements unchanged, skipped (--force re-measures)")
         return
     start = time.perf_counter()
@@ -148,14 +194,21 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
         f"not counted: {uncounted or 'nothing'}")
 
 
-def _start_over(run_dir: Path, key: str, force: bool, stale: tuple[str, ...]) -> bool:
-    """Rank 0: remove a run's `stale` files when its settings changed (or with `force`); whether it did."""
-    run_file = run_dir / "run.json"
-    if force or not run_file.is_file() or read_json(run_file).get("key") != key:
+def _start_over(run_dir: Path, key: str, force: bool, stale: tuple[str, ...], log: Callable[[str], None]) -> bool:
+    """Rank 0: remove a run's `stale` files when its settings changed (or with `force`), or when its checkpoint is
+    corrupt (said in the log); whether the run starts over."""
+    run_file, checkpoint = run_dir / "run.json", run_dir / CHECKPOINT
+    start = force or not _current(run_file, key, log)
+    if not start and checkpoint.is_file():
+        try:
+            verify_checkpoint(checkpoint)
+        except CorruptFile as e:
+            log(f"{e}; starting the run over")
+            start = True
+    if start:
         for name in stale:
             (run_dir / name).unlink(missing_ok=True)
-        return True
-    return False
+    return start
 
 
 def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, force: bool,
@@ -166,13 +219,16 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
     key = train_key(spec, cfg, seed)
     run_dir = store.seed_dir(recipe.name, profile, step.id, seed)
     metrics_path = run_dir / "metrics.json"
-    if not force and metrics_path.is_file() and read_json(metrics_path).get("key") == key:
-        m = read_json(metrics_path)
-        log(f"[{step.id}] seed {seed}: {m['status']} earlier (top-1 {m.get('top1')}), skipped (--force re-runs)")
+    done = dist.agree(dist.is_main() and not force and _current(metrics_path, key, log))
+    if done:
+        if dist.is_main():
+            m = read_json(metrics_path)
+            _mend_log(run_dir, cfg.epochs, log)
+            log(f"[{step.id}] seed {seed}: {m['status']} earlier (top-1 {m.get('top1')}), skipped (--force re-runs)")
         return
     if dist.is_main():
-        fresh = _start_over(run_dir, key, force, ("checkpoint.pt", "log.csv", "metrics.json"))
-        if not fresh and (run_dir / "checkpoint.pt").is_file():
+        fresh = _start_over(run_dir, key, force, (CHECKPOINT, "log.csv", "metrics.json"), log)
+        if not fresh and (run_dir / CHECKPOINT).is_file():
             log(f"[{step.id}] seed {seed}: resuming from its checkpoint after {epoch_progress(run_dir)}")
         write_json_atomic(run_dir / "run.json", {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
                                                  "train": asdict(cfg)})
@@ -192,6 +248,21 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
         write_json_atomic(metrics_path, metrics)
 
 
+def _mend_log(run_dir: Path, epochs: int, log: Callable[[str], None]) -> None:
+    """A finished run's log.csv rewritten from its checkpoint's rows when it lost rows (truncated)."""
+    log_path, checkpoint = run_dir / "log.csv", run_dir / CHECKPOINT
+    lines = len(log_path.read_text().splitlines()) - 1 if log_path.is_file() else 0
+    if lines == epochs or not checkpoint.is_file():
+        return
+    try:
+        rows = load_checkpoint(checkpoint)["rows"]
+    except CorruptFile as e:
+        log(f"{log_path}: {lines} of {epochs} epochs, and {e}: the log stays as it is")
+        return
+    write_csv_atomic(log_path, LOG_COLUMNS, rows)
+    log(f"{log_path}: held {lines} of {epochs} epochs; rewritten from the checkpoint")
+
+
 def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int, force: bool,
               log: Callable[[str], None], progress: RunProgress) -> tuple[Optional[dict], dict[str, Any]]:
     """Pre-train the encoder fine-tuning starts from, when `cfg.pretrain` asks: (its weights, its metrics).
@@ -199,13 +270,19 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
     if cfg.pretrain is None:
         return None, {}
     key, metrics_path, encoder_path = pretrain_key(spec, cfg, seed), out / "metrics.json", out / ENCODER_FILE
-    done = metrics_path.is_file() and read_json(metrics_path).get("key") == key and encoder_path.is_file()
-    if done and not force:
-        pre = read_json(metrics_path)
-        log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training done earlier, reused")
+    state = None
+    if not force and dist.is_main() and _current(metrics_path, key, log) and encoder_path.is_file():
+        try:
+            state = load_checkpoint(encoder_path)
+        except CorruptFile as e:
+            log(f"{e}; pre-training again")
+            metrics_path.unlink()
+    if dist.agree(state is not None):
+        pre = read_json(metrics_path) if dist.is_main() else {}
+        log(f"[{step.id}] seed {seed}: {pre.get('pretrain_method')} pre-training done earlier, reused")
     else:
         if dist.is_main():
-            _start_over(out, key, force, ("checkpoint.pt", "pretrain_log.csv", "metrics.json", ENCODER_FILE))
+            _start_over(out, key, force, (CHECKPOINT, "pretrain_log.csv", "metrics.json", ENCODER_FILE), log)
             write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain),
                                                  "data": asdict(cfg.data)})
         dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
@@ -216,5 +293,6 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
         log(f"[{step.id}] seed {seed}: {pre['pretrain_method']} pre-training, loss {pre['pretrain_loss']:.4f}, "
             f"{pre['pretrain_epoch_seconds']:.1f} s/epoch, peak {pre['pretrain_peak_mb']:.0f} MB "
             f"({pre['pretrain_peak_kind']})")
-    state = torch.load(encoder_path, map_location="cpu", weights_only=True)
+    if state is None:
+        state = load_checkpoint(encoder_path)
     return state, {k: v for k, v in pre.items() if k != "key"}

@@ -1,13 +1,16 @@
-"""`ablab status`: where every (step, seed) run of a recipe stands, as a table, from the results store alone."""
+"""`ablab status`: where every (step, seed) run of a recipe stands, and what its steps measured so far, from the
+results store alone."""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from ..recipe import Recipe
 from ..store.paths import Store
 from ..store.state import SUBMITTED_FILE, RunState, run_state
-from ..store.summary import read_rows
+from ..stats import MAX_SEEDS
+from ..store.summary import read_rows, read_summary, row_delta, row_top1
 
 
 def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, ...]) -> list[str]:
@@ -33,3 +36,19 @@ def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, .
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in table]
     counts = Counter(s.state for _, _, s in rows)
     return lines + [", ".join(f"{n} {state}" for state, n in counts.items())]
+
+
+def step_table(summary: Path) -> list[str]:
+    """Per step, from summary.csv: top-1 (mean ± std), n, the paired change against the parent with its 95%
+    interval, the verdict and the seeds 80% power would need."""
+    df = read_summary(summary)
+    table = [("step", "top-1", "n", "Δ vs parent [95% CI]", "verdict", "seeds for 80% power")]
+    for i in df.index:
+        delta = row_delta(df, i)
+        n = df.at[i, "top1_n"]
+        needed = df.at[i, "seeds_needed"]
+        table.append((df.at[i, "step"], row_top1(df, i), "" if n != n else str(int(n)),
+                      "" if delta is None else f"{delta} vs {df.at[i, 'parent']}", df.at[i, "verdict"],
+                      "" if needed != needed else (f">{MAX_SEEDS}" if needed > MAX_SEEDS else str(int(needed)))))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]

@@ -1,7 +1,7 @@
 """Content keys: a hash of everything that determines a result, so finished work is found and stale work redone.
 
 A settings field marked as added after results were first recorded (`ablab.settings.ADDED`) is left out while
-unset, so keys of earlier results stay valid.
+it holds its default, in nested blocks too, so keys of earlier results stay valid.
 """
 
 from __future__ import annotations
@@ -22,10 +22,18 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def settings_data(obj: Any) -> dict[str, Any]:
-    """A settings dataclass as plain data, without the added fields that are still unset."""
-    data = dataclasses.asdict(obj)
-    return {f.name: data[f.name] for f in dataclasses.fields(obj)
-            if not (f.metadata.get("added") and data[f.name] is None)}
+    """A settings dataclass as plain data, without the added fields that still hold their defaults."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("added") and value == _default(f):
+            continue
+        out[f.name] = settings_data(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def measure_key(spec: ArchSpec, setting: Setting, device: str) -> str:

@@ -1,4 +1,4 @@
-"""Where everything a run writes lives, under one results root.
+"""Where everything a run writes lives, under one results root, and nowhere else.
 
 <root>/<recipe>/<profile>/summary.csv                       one row per step
 <root>/<recipe>/<profile>/<step>/{spec.json, metrics.json}  the step's measurement
@@ -15,6 +15,22 @@ from typing import Optional
 
 SUMMARY_FILE = "summary.csv"
 SEED_PREFIX = "seed"
+# Recipe names, profile names and step ids become directory names: letters, digits, then also _ . ' + -,
+# at most 64 characters; never a name the store writes itself (below) or a file's name.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}")
+RESERVED = frozenset({"submitit", "pretrain"})
+FILE_SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf", ".json", ".pt", ".tmp", ".lock", ".log")
+
+
+def identifier_problem(value: object, what: str) -> Optional[str]:
+    """Why `value` cannot name a recipe, profile or step directory (None when it can)."""
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:77] + "...")
+        return (f"a {what} is 1-64 letters, digits, '_', '.', \"'\", '+' or '-', starting with a letter or digit, "
+                f"got {shown}")
+    if value in RESERVED or value.lower().endswith(FILE_SUFFIXES) or seed_of(Path(value)) is not None:
+        return f"{value!r} is a name the results store uses itself; choose another {what}"
+    return None
 
 
 def seed_name(seed: int) -> str:
@@ -28,22 +44,36 @@ def seed_of(path: Path) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+class UnsafePath(ValueError):
+    """A name that would put a path outside the results root, or onto a file the store writes itself."""
+
+
 @dataclass(frozen=True)
 class Store:
-    """The results root and every path under it, always addressed as (recipe, profile, step, seed)."""
+    """The results root and every path under it, always addressed as (recipe, profile, step, seed). Every name is
+    checked again here, whatever checked it before: nothing is read, written or deleted outside the root."""
 
     root: Path
 
     def profile_dir(self, recipe: str, profile: str) -> Path:
+        for value, what in ((recipe, "recipe name"), (profile, "profile name")):
+            problem = identifier_problem(value, what)
+            if problem:
+                raise UnsafePath(problem)
         return self.root / recipe / profile
 
     def summary(self, recipe: str, profile: str) -> Path:
         return self.profile_dir(recipe, profile) / SUMMARY_FILE
 
     def step_dir(self, recipe: str, profile: str, step: str) -> Path:
+        problem = identifier_problem(step, "step id")
+        if problem:
+            raise UnsafePath(problem)
         return self.profile_dir(recipe, profile) / step
 
     def seed_dir(self, recipe: str, profile: str, step: str, seed: int) -> Path:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise UnsafePath(f"a seed is an integer in [0, 2**31), got {seed!r}")
         return self.step_dir(recipe, profile, step) / seed_name(seed)
 
     def seeds_on_disk(self, recipe: str, profile: str, step: str) -> list[int]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from ..io import read_json, write_json_atomic
+from ..io import CorruptFile, checkpoint_header, read_json, write_json_atomic
+
+CHECKPOINT = "checkpoint.pt"  # what the epoch loop writes (ablab.engine.loop), named here for the store
 
 SUBMITTED_FILE, JOB_FILE = "submitted.json", "job.json"
 ACTIVE = ("pending", "running")  # states in which a job still owns the run directory
@@ -49,8 +51,7 @@ def run_state(run_dir: Path) -> RunState:
     """The state of the run in `run_dir`. A job record speaks for the run unless metrics.json was written after it
     (the run was since finished some other way); a record of an earlier job than the one last submitted is ignored."""
     metrics, job_path, sub_path = run_dir / "metrics.json", run_dir / JOB_FILE, run_dir / SUBMITTED_FILE
-    submitted = read_json(sub_path) if sub_path.is_file() else None
-    job = read_json(job_path) if job_path.is_file() else None
+    submitted, job = _record(sub_path), _record(job_path)
     if job is not None and submitted is not None and job["job_id"] != submitted["job_id"]:
         job = None  # the job submitted last has not started yet
     record_path = job_path if job is not None else sub_path
@@ -65,7 +66,10 @@ def run_state(run_dir: Path) -> RunState:
         if job["state"] == "failed":
             return RunState("failed", job["reason"])
     if metrics.is_file():
-        m = read_json(metrics)
+        try:
+            m = read_json(metrics)
+        except CorruptFile as e:
+            return RunState("incomplete", f"{e.reason} in metrics.json: a rerun redoes the run")
         if m.get("status") == "failed":
             return RunState("failed", m["reason"])
         return RunState("done", f"top-1 {m['top1']:.2f}" if m.get("top1") is not None else "measured")
@@ -75,19 +79,35 @@ def run_state(run_dir: Path) -> RunState:
 
 
 def epoch_progress(run_dir: Path) -> str:
-    """'epoch e/E' (e epochs of E finished), 'pre-training epoch e/E' while its pre-training is unfinished, or
-    'starting' before the run has begun (the job is measuring the step or loading data)."""
+    """'epoch e/E' (e epochs of E finished, as the checkpoint itself records), 'pre-training epoch e/E' while its
+    pre-training is unfinished, or 'starting' before the run has begun (measuring the step or loading data)."""
     pre = run_dir / "pretrain"
-    if (pre / "run.json").is_file() and not (pre / "metrics.json").is_file():
-        stage, log_path = "pre-training epoch", pre / "pretrain_log.csv"
-        epochs = read_json(pre / "run.json")["pretrain"]["epochs"]
-    elif (run_dir / "run.json").is_file():
-        stage, log_path = "epoch", run_dir / "log.csv"
-        epochs = read_json(run_dir / "run.json")["train"]["epochs"]
-    else:
-        return "starting"
-    finished = max(0, len(log_path.read_text().splitlines()) - 1) if log_path.is_file() else 0
-    return f"{stage} {finished}/{epochs}"
+    try:
+        if (pre / "run.json").is_file() and not (pre / "metrics.json").is_file():
+            stage, where, epochs = "pre-training epoch", pre, read_json(pre / "run.json")["pretrain"]["epochs"]
+        elif (run_dir / "run.json").is_file():
+            stage, where, epochs = "epoch", run_dir, read_json(run_dir / "run.json")["train"]["epochs"]
+        else:
+            return "starting"
+    except (CorruptFile, KeyError, TypeError) as e:
+        return f"unknown progress ({e})"
+    return f"{stage} {finished_epochs(where / CHECKPOINT)}/{epochs}"
+
+
+def finished_epochs(checkpoint: Path) -> int:
+    """Epochs a checkpoint holds, read from its header (0 when there is none or it is corrupt)."""
+    try:
+        return checkpoint_header(checkpoint)["epoch"] + 1 if checkpoint.is_file() else 0
+    except (CorruptFile, OSError):
+        return 0
+
+
+def _record(path: Path) -> Optional[dict[str, Any]]:
+    """A job record, or None when there is none (or it is unreadable: the run's own files speak instead)."""
+    try:
+        return read_json(path) if path.is_file() else None
+    except CorruptFile:
+        return None
 
 
 def _newer(path: Path, than: Path) -> bool:

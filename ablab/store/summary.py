@@ -1,22 +1,25 @@
 """summary.csv: one row per recipe step with what its runs wrote so far. The schema, its writer (from the run
-directories), its readers (raw rows to keep, a typed frame to report), chain roots and seed statistics.
+directories), its readers (raw rows to keep, a typed frame to report) and chain roots.
 
-Columns: the measurement (params, GFLOPs, throughput and how it was measured), training results over seeds (top-1
-mean, its std -- blank for a single seed, never 0.0 -- top-5, the change of top-1 against the parent, hours, the
-seeds, a status), pre-training (HiViT Table 8), the design columns and the paper's numbers as the recipe cites them.
+Columns: the measurement (params, GFLOPs, throughput and how it was measured); training results over seeds: top-1
+mean, its sample std (blank for a single seed, never 0.0) and n, every seed's top-1, top-5; the paired change of
+top-1 against the parent (`ablab.stats`: mean, 95% interval, n, verdict, seeds needed for 80% power); hours, the
+seeds, a status; pre-training (HiViT Table 8); the design columns and the paper's numbers as the recipe cites them.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..arch.spec import DESIGN_COLUMNS
-from ..io import read_json, write_text_atomic
+from ..cost.fidelity import StepFidelity, fidelity
+from ..io import CorruptFile, read_json, write_text_atomic
+from ..stats import Delta, SeedStats, paired_delta, seed_stats
 from .paths import Store
 from .state import describe, run_state
 
@@ -29,32 +32,17 @@ MEASURE_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
     "device", "dtype", "compile", "channels_last", "peak_gmacs", "uncounted_ops",
 ]
-TRAIN_COLUMNS = ["top1", "top1_std", "top5", "d_top1", "train_hours", "seeds", "status"]
+TRAIN_COLUMNS = ["top1", "top1_std", "top1_n", "top1_by_seed", "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n",
+                 "verdict", "seeds_needed", "train_hours", "seeds", "status"]
+DELTA_COLUMNS = ["d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "verdict", "seeds_needed"]
+# a shrunk profile's params and FLOPs ratios to the parent beside the paper scale's, and their drift (cost.fidelity)
+FIDELITY_COLUMNS = ["params_x", "paper_params_x", "flops_x", "paper_flops_x", "drift"]
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
-NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "peak_gmacs", "top1", "top1_std", "top5",
-           "d_top1", "train_hours", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb")
+NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "peak_gmacs", "top1", "top1_std", "top1_n",
+           "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "seeds_needed", "train_hours", "pretrain_hours",
+           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS)
 TEXT = ("step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
-        "seeds", "status", "pretrain")
-
-
-@dataclass(frozen=True)
-class SeedStats:
-    """Mean, standard deviation (None for a single seed: unknown, not zero) and number of seeds."""
-
-    mean: float
-    std: Optional[float]
-    n: int
-
-    def __str__(self) -> str:
-        """'49.30 ± 1.20' over several seeds, '49.30' for one."""
-        return f"{self.mean:.2f}" if self.std is None or self.n < 2 else f"{self.mean:.2f} ± {self.std:.2f}"
-
-
-def seed_stats(values: list[float]) -> SeedStats:
-    """Mean and population standard deviation over seeds (the deviation of these runs, not an estimate for others);
-    std is None for a single seed."""
-    std = statistics.pstdev(values) if len(values) > 1 else None
-    return SeedStats(statistics.fmean(values), std, len(values))
+        "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect")
 
 
 def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
@@ -115,6 +103,28 @@ def read_summary(path: Path) -> pd.DataFrame:
     return df
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def row_top1(df: pd.DataFrame, i: int) -> str:
+    """Row i's top-1 as 'mean ± std' over its seeds ('mean' for one seed), '' when not trained."""
+    mean, std, n = df.at[i, "top1"], df.at[i, "top1_std"], df.at[i, "top1_n"]
+    if _missing(mean):
+        return ""
+    n = len(df.at[i, "seeds"].split()) if _missing(n) else int(n)  # a summary written before top1_n existed
+    return str(SeedStats(mean, None if _missing(std) else std, n))
+
+
+def row_delta(df: pd.DataFrame, i: int) -> Optional[Delta]:
+    """Row i's paired change against its parent, as the summary recorded it (None where it has none)."""
+    if _missing(df.at[i, "d_top1"]) or _missing(df.at[i, "d_top1_n"]):
+        return None
+    lo, hi = df.at[i, "d_top1_lo"], df.at[i, "d_top1_hi"]
+    return Delta(df.at[i, "d_top1"], int(df.at[i, "d_top1_n"]), lo=None if _missing(lo) else lo,
+                 hi=None if _missing(hi) else hi)
+
+
 # ---- writing -------------------------------------------------------------------------------------------------
 
 
@@ -127,11 +137,12 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
     paper_cols = sorted({f"paper_{k}" for s in recipe.steps for k in s.paper})
     path = store.summary(recipe.name, profile)
     previous = read_rows(path)
+    drifts = {f.step: f for f in fidelity(recipe, profile)}
     rows = []
     for step in recipe.steps:
         out, before = store.step_dir(recipe.name, profile, step.id), previous.get(step.id, {})
-        if (out / "metrics.json").is_file():
-            m = read_json(out / "metrics.json")
+        m = _measurement(out)
+        if m is not None:
             row: dict[str, Any] = {c: m.get(c, "") for c in MEASURE_COLUMNS + list(DESIGN_COLUMNS)}
             row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
             row.update(_seed_summary(store, recipe.name, profile, step.id))
@@ -143,18 +154,40 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
             row = {"step": step.id, "label": step.label, "parent": step.parent or "",
                    "transform": step.transform or "", "status": "missing"}
         row.update({f"paper_{k}": v for k, v in step.paper.items()})
+        row.update(fidelity_columns(drifts.get(step.id)))
+        if step.expect:
+            row["expect"] = step.expect
         rows.append(row)
-    top1 = {row["step"]: _number(row.get("top1")) for row in rows}
+    by_seed = {row["step"]: top1_by_seed(row) for row in rows}
     for row in rows:
-        mine, parent = top1[row["step"]], top1.get(row["parent"])
-        row["d_top1"] = round(mine - parent, 3) if mine is not None and parent is not None else ""
+        delta = paired_delta(by_seed[row["step"]], by_seed.get(row["parent"], {})) if row["parent"] else None
+        row.update(delta_columns(delta))
     return write_rows(path, rows, paper_cols)
 
 
+def _measurement(out: Path) -> Optional[dict[str, Any]]:
+    """A step's metrics.json, or None when it is absent or damaged (`ablab run` names it and measures again)."""
+    try:
+        return read_json(out / "metrics.json") if (out / "metrics.json").is_file() else None
+    except CorruptFile:
+        return None
+
+
+def fidelity_columns(step: Optional[StepFidelity]) -> dict[str, Any]:
+    """A step's ratios to its parent (shrunk and paper scale) and their drift; blank at paper scale or for a root."""
+    if step is None:
+        return dict.fromkeys(FIDELITY_COLUMNS, "")
+    return {"params_x": round(step.params, 4), "paper_params_x": round(step.paper_params, 4),
+            "flops_x": round(step.flops, 4), "paper_flops_x": round(step.paper_flops, 4), "drift": round(step.drift, 4)}
+
+
 def columns(rows: list[dict[str, Any]], paper: list[str]) -> list[str]:
-    """The schema's columns for `rows`: pre-training columns only when a row pre-trained, then `paper` columns."""
+    """The schema's columns for `rows`: pre-training columns only when a row pre-trained, fidelity columns only
+    when the profile shrinks, then `paper` columns."""
     pretrain = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
-    return MEASURE_COLUMNS + TRAIN_COLUMNS + pretrain + list(DESIGN_COLUMNS) + paper
+    shrunk = FIDELITY_COLUMNS if any(row.get("drift") not in (None, "") for row in rows) else []
+    expect = ["expect"] if any(row.get("expect") for row in rows) else []
+    return MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + expect + pretrain + list(DESIGN_COLUMNS) + paper
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], paper: Optional[list[str]] = None) -> Path:
@@ -162,7 +195,8 @@ def write_rows(path: Path, rows: list[dict[str, Any]], paper: Optional[list[str]
     paper_* key of a row gets a column. ValueError naming a column the schema does not have."""
     paper = paper if paper is not None else sorted({k for row in rows for k in row if k.startswith("paper_")})
     fields = columns(rows, paper)
-    unknown = sorted({k for row in rows for k in row} - set(fields) - set(PRETRAIN_COLUMNS))
+    unknown = sorted({k for row in rows for k in row} - set(fields) - set(PRETRAIN_COLUMNS) - set(FIDELITY_COLUMNS)
+                     - {"expect"})
     if unknown:
         raise ValueError(f"summary.csv has no column {', '.join(unknown)}")
     buf = io.StringIO()
@@ -173,12 +207,29 @@ def write_rows(path: Path, rows: list[dict[str, Any]], paper: Optional[list[str]
     return path
 
 
-def _number(value: Any) -> Optional[float]:
-    """A cell as a number, or None when blank or not numeric."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+def top1_by_seed(row: dict[str, Any]) -> dict[int, float]:
+    """Seed -> top-1 of a summary row: its `top1_by_seed` ('0:49.300 1:50.100'); a row written before that column
+    existed gives its top-1 for its one seed, or nothing when it averaged several."""
+    cell = str(row.get("top1_by_seed") or "")
+    if cell:
+        return {int(seed): float(value) for seed, value in (item.split(":") for item in cell.split())}
+    seeds = str(row.get("seeds") or "").split()
+    if len(seeds) == 1 and str(row.get("top1") or "") not in ("", "nan"):
+        return {int(seeds[0]): float(row["top1"])}
+    return {}
+
+
+def delta_columns(delta: Optional[Delta]) -> dict[str, Any]:
+    """The summary's columns of a paired difference (blank where it has none)."""
+    if delta is None:
+        return dict.fromkeys(DELTA_COLUMNS, "")
+
+    def rounded(x: Optional[float]) -> Any:
+        return "" if x is None else round(x, 3)
+
+    return {"d_top1": rounded(delta.mean), "d_top1_lo": rounded(delta.lo), "d_top1_hi": rounded(delta.hi),
+            "d_top1_n": delta.n, "verdict": delta.verdict,
+            "seeds_needed": "" if delta.seeds_needed is None else delta.seeds_needed}
 
 
 def _seed_summary(store: Store, recipe: str, profile: str, step: str) -> dict[str, Any]:
@@ -189,14 +240,15 @@ def _seed_summary(store: Store, recipe: str, profile: str, step: str) -> dict[st
     started = [d for d, s in states.items() if s.state != "not started"]
     if not started:
         return {"status": "measured"}
-    done = [read_json(d / "metrics.json") for d in started if states[d].state == "done"]
+    done = {seed: read_json(d / "metrics.json") for seed, d in dirs.items() if states[d].state == "done"}
     out: dict[str, Any] = {"seeds": " ".join(str(seed) for seed, d in dirs.items() if d in started)}
     if done:
-        top1 = seed_stats([r["top1"] for r in done])
-        out.update(top1=round(top1.mean, 3), top1_std="" if top1.std is None else round(top1.std, 3),
-                   top5=round(statistics.fmean(r["top5"] for r in done), 3),
-                   train_hours=round(statistics.fmean(r["train_hours"] for r in done), 5))
-        out.update(_pretrain_summary(done))
+        top1 = seed_stats([r["top1"] for r in done.values()])
+        out.update(top1=round(top1.mean, 3), top1_std="" if top1.std is None else round(top1.std, 3), top1_n=top1.n,
+                   top1_by_seed=" ".join(f"{seed}:{r['top1']:.3f}" for seed, r in done.items()),
+                   top5=round(statistics.fmean(r["top5"] for r in done.values()), 3),
+                   train_hours=round(statistics.fmean(r["train_hours"] for r in done.values()), 5))
+        out.update(_pretrain_summary(list(done.values())))
     out["status"] = "; ".join(describe(d, states[d]) for d in started if states[d].state != "done") or "done"
     return out
 

@@ -1,0 +1,60 @@
+"""A profile's shrink keeps each step's params and FLOPs ratios to its parent, or `ablab validate` says which step
+drifts (an error with --strict); `ablab show` and the summary carry both ratios."""
+
+import csv
+
+from typer.testing import CliRunner
+
+from ablab.cli import app
+from ablab.cost.fidelity import CostCache, fidelity, meta_cost
+from ablab.recipe import load_recipe
+
+from .conftest import TINY_BASE
+
+# blocks wide enough that the stem and head barely count, so a whole-block depth shrink keeps the ratios
+RECIPE = """
+name: fid
+""" + TINY_BASE.replace("dim: 32, heads: 2", "dim: 128, heads: 4") + """
+profiles:
+  paper: {}
+  cpu: {scale: {img_size: 32, patch: 1.0, width: 1.0, depth: DEPTH}, measure: {batch_sizes: [2], min_time: 0.01}}
+steps:
+  - {id: o, label: two blocks}
+  - {id: a, label: four blocks, transform: deepen_narrow, params: {depth: 4, dim: 128, heads: 4}}
+"""
+
+
+def test_whole_depths_keep_the_ratios_and_rounded_ones_drift(write_recipe, tmp_path):
+    exact = load_recipe(write_recipe(RECIPE.replace("DEPTH", "0.5")))  # 2 -> 1 and 4 -> 2 blocks: x2 kept
+    [step] = fidelity(exact, "cpu")
+    assert (step.step, step.parent) == ("a", "o") and step.paper_params > 1.9 and step.drift < 0.05
+    rounded = write_recipe(RECIPE.replace("DEPTH", "0.25"), name="rounded.yaml")  # 2 -> 1 and 4 -> 1: x1, not x2
+    [step] = fidelity(load_recipe(rounded), "cpu")
+    assert step.params == step.flops == 1.0 and step.drift > 0.4
+    result = CliRunner().invoke(app, ["validate", str(rounded)])
+    assert result.exit_code == 0 and "warning:" in result.output and "step 'a' drifts" in result.output
+    strict = CliRunner().invoke(app, ["validate", str(rounded), "--strict"])
+    assert strict.exit_code == 2 and "error:" in strict.output and "params x1.000 (paper x" in strict.output
+    shown = CliRunner().invoke(app, ["show", str(rounded), "--profile", "cpu"])
+    assert "vs o: params x1.000 (paper x" in shown.output and "(outside the band)" in shown.output
+
+
+def test_costs_are_the_built_models_and_cached(write_recipe, tmp_path):
+    from ablab.arch.build import build
+
+    recipe = load_recipe(write_recipe(RECIPE.replace("DEPTH", "0.5")))
+    spec = recipe.spec("a", "cpu")
+    params = meta_cost(spec).params
+    assert params == sum(p.numel() for p in build(spec).parameters())
+    cache = CostCache(tmp_path / "costs.json")
+    assert cache(spec) == meta_cost(spec) and cache.added == 1
+    cache.save()
+    assert CostCache(tmp_path / "costs.json")(spec) == meta_cost(spec)
+
+
+def test_summary_holds_both_ratios(write_recipe, tmp_path):
+    path = write_recipe(RECIPE.replace("DEPTH", "0.5"))
+    assert CliRunner().invoke(app, ["run", str(path), "--profile", "cpu", "--measure-only", "--results",
+                                    str(tmp_path)]).exit_code == 0
+    rows = list(csv.DictReader((tmp_path / "fid/cpu/summary.csv").open()))
+    assert rows[0]["params_x"] == "" and float(rows[1]["paper_params_x"]) > 1.9 and float(rows[1]["drift"]) < 0.05
