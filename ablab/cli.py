@@ -275,7 +275,8 @@ def status(
     results: Path = RESULTS,
 ) -> None:
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
-    running (epoch e/E), incomplete (stopped), done (top-1) or failed (reason); rewrites summary.csv, keeping
+    running (epoch e/E), incomplete (stopped), done (top-1), failed (reason) or stale (trained under settings the
+    recipe no longer has: `ablab run` redoes it); rewrites summary.csv, keeping
     the committed rows of steps that have no run data here."""
     from .runs.status import status_table, step_table
     from .store.summary import write_summary

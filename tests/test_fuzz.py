@@ -1,5 +1,5 @@
 """Hostile recipes: every one gets a clear error naming file and line, within 5 seconds, with no traceback and
-nothing written outside the results root. `python tests/test_fuzz.py` prints the tally."""
+nothing written outside the results root. `python -m tests.test_fuzz` prints the tally."""
 
 from __future__ import annotations
 
@@ -13,16 +13,9 @@ from typer.testing import CliRunner
 
 from ablab.cli import app
 
-BASE = """\
-name: fuzz
-base:
-  spec:
-    img_size: 32
-    patch_size: 8
-    num_classes: 10
-    class_token: false
-    pool: avg
-    stages: [{depth: 2, dim: 32, heads: 2}]
+from .conftest import TINY_BASE
+
+BASE = "name: fuzz\n" + TINY_BASE + """\
 profiles:
   cpu:
     scale: {img_size: 32, patch: 1.0, width: 1.0, depth: 1.0}

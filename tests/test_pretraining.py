@@ -3,6 +3,7 @@ classifier, a step the method cannot take recorded as failed, and the pre-traini
 
 import csv
 import json
+import types
 
 import pytest
 import torch
@@ -144,4 +145,5 @@ def test_unfinished_pretraining_is_reported_as_such(tmp_path):
     (run / "pretrain" / "run.json").write_text(json.dumps({"pretrain": {"epochs": 4}}))
     (run / "pretrain" / "pretrain_log.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
     save_checkpoint(run / "pretrain" / "checkpoint.pt", {}, epoch=1)  # the progress is the checkpoint's
-    assert _seed_summary(Store(tmp_path), "r", "p", "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"
+    recipe = types.SimpleNamespace(name="r")  # the run records no data root: no key is checked
+    assert _seed_summary(Store(tmp_path), recipe, "p", "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"

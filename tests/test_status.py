@@ -10,6 +10,8 @@ from ablab.cli import app
 from ablab.io import save_checkpoint, write_json_atomic
 from ablab.store.state import record_job, record_submission, run_state
 
+from .conftest import TINY_BASE
+
 RECIPE = """
 name: fixture
 base:
@@ -113,3 +115,24 @@ def test_a_step_never_run_is_not_started_and_a_requeued_job_counts_its_attempts(
     record_job(run, "7", "requeued", progress="epoch 1/2")
     record_job(run, "7", "running", host="h", pid=2)
     assert run_state(run).detail == "starting (job 7 on h, attempt 2)"
+
+
+def test_a_run_the_recipe_has_moved_away_from_is_stale_not_done(write_recipe, tmp_path):
+    recipe = write_recipe("name: moved\n" + TINY_BASE + """profiles:
+  cpu:
+    measure: {batch_sizes: [2], min_time: 0.01}
+    train: {epochs: 1, batch_size: 32, lr: 1.0e-3, data: {name: shapetex, train_size: 64, val_size: 32}}
+steps:
+  - {id: o, label: tiny}
+""")
+    results = tmp_path / "results"
+    assert CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)]).exit_code == 0
+    recipe.write_text(recipe.read_text().replace("lr: 1.0e-3", "lr: 2.0e-3"))
+    status = CliRunner().invoke(app, ["status", str(recipe), "--results", str(results)])
+    assert status.exit_code == 0 and "o     0     stale  trained under settings the recipe no longer has" in status.output
+    [row] = csv.DictReader((results / "moved/cpu/summary.csv").open())
+    assert row["top1"] == "" and row["status"].startswith("stale (seed 0:")  # not averaged in
+    rerun = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert rerun.exit_code == 0 and "[o] seed 0: top-1" in rerun.output  # the runner redoes it
+    [row] = csv.DictReader((results / "moved/cpu/summary.csv").open())
+    assert row["status"] == "done" and row["top1"] != ""

@@ -10,7 +10,7 @@ from ..recipe import Recipe
 from ..store.paths import Store
 from ..store.state import SUBMITTED_FILE, RunState, run_state
 from ..stats import MAX_SEEDS
-from ..store.summary import read_rows, read_summary, row_delta, row_top1
+from ..store.summary import read_rows, read_summary, row_delta, row_top1, run_key
 
 
 def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, ...]) -> list[str]:
@@ -24,8 +24,9 @@ def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, .
         if (out / SUBMITTED_FILE).is_file():
             rows.append((step.id, "-", run_state(out)))
         found = set(store.seeds_on_disk(recipe.name, profile, step.id))
-        rows += [(step.id, str(seed), run_state(store.seed_dir(recipe.name, profile, step.id, seed)))
-                 for seed in sorted(found | set(seeds))]
+        for seed in sorted(found | set(seeds)):
+            run_dir = store.seed_dir(recipe.name, profile, step.id, seed)
+            rows.append((step.id, str(seed), run_state(run_dir, run_key(recipe, profile, step.id, seed, run_dir))))
     noted = {}
     for sid, row in recorded.items():
         if not store.step_dir(recipe.name, profile, sid).is_dir() and row.get("status") not in ("", "missing", None):

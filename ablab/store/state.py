@@ -47,9 +47,10 @@ def record_job(run_dir: Path, job_id: str, state: str, **fields: Any) -> None:
     write_json_atomic(path, {**record, **fields, "job_id": job_id, "state": state, "updated": _now()})
 
 
-def run_state(run_dir: Path) -> RunState:
+def run_state(run_dir: Path, key: Optional[str] = None) -> RunState:
     """The state of the run in `run_dir`. A job record speaks for the run unless metrics.json was written after it
-    (the run was since finished some other way); a record of an earlier job than the one last submitted is ignored."""
+    (the run was since finished some other way); a record of an earlier job than the one last submitted is ignored.
+    Given the `key` the recipe now gives the run, a finished run keyed otherwise is stale (`ablab run` redoes it)."""
     metrics, job_path, sub_path = run_dir / "metrics.json", run_dir / JOB_FILE, run_dir / SUBMITTED_FILE
     submitted, job = _record(sub_path), _record(job_path)
     if job is not None and submitted is not None and job["job_id"] != submitted["job_id"]:
@@ -70,6 +71,8 @@ def run_state(run_dir: Path) -> RunState:
             m = read_json(metrics)
         except CorruptFile as e:
             return RunState("incomplete", f"{e.reason} in metrics.json: a rerun redoes the run")
+        if key is not None and m.get("key") not in (None, key):
+            return RunState("stale", "trained under settings the recipe no longer has; `ablab run` redoes it")
         if m.get("status") == "failed":
             return RunState("failed", m["reason"])
         return RunState("done", f"top-1 {m['top1']:.2f}" if m.get("top1") is not None else "measured")

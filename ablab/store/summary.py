@@ -20,6 +20,7 @@ from ..arch.spec import DESIGN_COLUMNS
 from ..cost.fidelity import StepFidelity, fidelity
 from ..io import CorruptFile, read_json, write_text_atomic
 from ..stats import Delta, SeedStats, paired_delta, seed_stats
+from .keys import train_key
 from .paths import Store
 from .state import describe, run_state
 
@@ -145,7 +146,7 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         if m is not None:
             row: dict[str, Any] = {c: m.get(c, "") for c in MEASURE_COLUMNS + list(DESIGN_COLUMNS)}
             row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
-            row.update(_seed_summary(store, recipe.name, profile, step.id))
+            row.update(_seed_summary(store, recipe, profile, step.id))
             if row["status"] == "measured" and before.get("status") not in (None, "missing", "measured"):
                 row.update({c: before.get(c, "") for c in TRAIN_COLUMNS + PRETRAIN_COLUMNS})  # trained elsewhere
         elif before and not out.is_dir():
@@ -232,11 +233,22 @@ def delta_columns(delta: Optional[Delta]) -> dict[str, Any]:
             "seeds_needed": "" if delta.seeds_needed is None else delta.seeds_needed}
 
 
-def _seed_summary(store: Store, recipe: str, profile: str, step: str) -> dict[str, Any]:
+def run_key(recipe: Recipe, profile: str, step: str, seed: int, run_dir: Path) -> Optional[str]:
+    """The key the recipe now gives a run (with the data root the run recorded), or None when unknown."""
+    try:
+        root = read_json(run_dir / "run.json")["train"]["data"]["root"]
+    except (CorruptFile, OSError, KeyError, TypeError):
+        return None
+    return train_key(recipe.spec(step, profile), recipe.train_config(step, profile, root), seed)
+
+
+def _seed_summary(store: Store, recipe: Recipe, profile: str, step: str) -> dict[str, Any]:
     """top-1 mean / std, top-5 mean, train hours and status over a step's seed runs; a run that is not done
-    (pending, running, stopped or failed) is named in the status, never averaged in."""
-    dirs = {seed: store.seed_dir(recipe, profile, step, seed) for seed in store.seeds_on_disk(recipe, profile, step)}
-    states = {d: run_state(d) for d in dirs.values()}
+    (pending, running, stopped, failed, or stale: trained under settings the recipe no longer has) is named in the
+    status, never averaged in."""
+    dirs = {seed: store.seed_dir(recipe.name, profile, step, seed)
+            for seed in store.seeds_on_disk(recipe.name, profile, step)}
+    states = {d: run_state(d, run_key(recipe, profile, step, seed, d)) for seed, d in dirs.items()}
     started = [d for d, s in states.items() if s.state != "not started"]
     if not started:
         return {"status": "measured"}
