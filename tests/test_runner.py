@@ -88,6 +88,16 @@ def test_a_fresh_clone_keeps_committed_summary_rows_no_run_data_speaks_for(write
     assert after["o"]["throughput"] == rows[0]["throughput"] and after["b"]["top1"] == "52.0"
 
 
+def test_a_kept_row_of_an_older_summary_reads_one_seed_as_unknown_std(write_recipe, tmp_path):
+    recipe, clone = write_recipe(TINY), tmp_path / "clone"
+    committed = clone / "tiny/small/summary.csv"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("step,label,parent,top1,top1_std,seeds,status\no,tiny,,55.0,0.0,0,done\n")  # before top1_n
+    assert invoke("status", recipe, "--results", clone).exit_code == 0
+    [row] = [r for r in csv.DictReader(committed.open()) if r["step"] == "o"]
+    assert (row["top1"], row["top1_std"], row["top1_n"]) == ("55.0", "", "1")
+
+
 def test_report_writes_tables(write_recipe, tmp_path):
     recipe, results = write_recipe(TINY), tmp_path / "results"
     invoke("run", recipe, "--measure-only", "--results", results)

@@ -150,7 +150,7 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
             if row["status"] == "measured" and before.get("status") not in (None, "missing", "measured"):
                 row.update({c: before.get(c, "") for c in TRAIN_COLUMNS + PRETRAIN_COLUMNS})  # trained elsewhere
         elif before and not out.is_dir():
-            row = dict(before)
+            row = _kept(before)
         else:
             row = {"step": step.id, "label": step.label, "parent": step.parent or "",
                    "transform": step.transform or "", "status": "missing"}
@@ -164,6 +164,17 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         delta = paired_delta(by_seed[row["step"]], by_seed.get(row["parent"], {})) if row["parent"] else None
         row.update(delta_columns(delta))
     return write_rows(path, rows, paper_cols)
+
+
+def _kept(row: dict[str, str]) -> dict[str, str]:
+    """A previous summary row kept as it is, in today's schema: a file written before `top1_n` existed recorded a
+    single seed's std as 0.0, which is unknown, not zero."""
+    row = dict(row)
+    if row.get("top1") and not row.get("top1_n"):
+        row["top1_n"] = str(len(row.get("seeds", "").split()) or 1)
+    if row.get("top1_n") == "1":
+        row["top1_std"] = ""
+    return row
 
 
 def _measurement(out: Path) -> Optional[dict[str, Any]]:
