@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 RESULTS = typer.Option(Path("results"), "--results", help="Results directory.")
 CLUSTER = "Cluster (--executor submitit; overrides the recipe's cluster: block)"
+GENERATED = {"shapetex"}  # datasets made in memory: a data root means nothing to them
 
 
 def _fail(lines: list[str], code: int = 2) -> None:
@@ -105,7 +106,8 @@ def show(recipe: Path, profile: Optional[str] = typer.Option(
         spec = r.spec(step.id, profile)
         how = (f"{step.transform}({', '.join(f'{k}={v}' for k, v in step.params.items())})" if step.transform
                else "no transform (the same model)" if step.parent else "base")
-        typer.echo(f"\n[{step.id}] {step.label}" + (f"  <- {step.parent} via {how}" if step.parent else f"  ({how})"))
+        typer.echo(f"\n[{step.id}] {r.label(step.id, profile)}"
+                   + (f"  <- {step.parent} via {how}" if step.parent else f"  ({how})"))
         for line in describe(spec):
             typer.echo(f"    {line}")
         if step.parent:
@@ -186,8 +188,9 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import sys
 
     from .dist import is_main, world_size
+    from .runs.estimate import plan_runs
     from .runs.preflight import PreflightError, preflight
-    from .runs.progress import RunProgress
+    from .runs.progress import RunProgress, banner
     from .runs.runner import run_recipe
 
     profile = _profile(r, profile)
@@ -201,24 +204,34 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
             raise ValueError
     except ValueError:
         _fail([f"error: --seeds: expected distinct comma-separated integers in [0, 2**31), got '{seeds}'"])
+    ids = chosen or [s.id for s in r.steps]
+    generated = sorted({r.train_config(s, profile).data.name for s in ids} & GENERATED)
+    if data_root is not None and generated:
+        _fail([f"error: --data-root {data_root}: profile '{profile}' of {r.path} trains on {', '.join(generated)}, "
+               "a dataset generated in memory that reads nothing from disk; drop --data-root, or choose a profile "
+               f"whose dataset loads from one ({', '.join(_disk_profiles(r)) or 'this recipe has none'})"])
     cluster = dataclasses.replace(r.cluster, **overrides) if overrides is not None else None
     if cluster is not None and cluster.problems():
         _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
     world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
     try:  # jobs measure on their own nodes, so only a local run checks this machine's measurement
-        preflight(r, profile, chosen or [s.id for s in r.steps], data_root, world, train=not measure_only,
-                  measure_here=cluster is None)
+        preflight(r, profile, ids, data_root, world, train=not measure_only, measure_here=cluster is None)
     except PreflightError as e:
         _fail([f"error: {e}"])
     store = Store(results)
+    plan = None if measure_only or not is_main() else plan_runs(r, profile, store, ids, seed_list, data_root, force,
+                                                                 quick=cluster is None)
+    if is_main():
+        for line in banner(r, profile, store, ids, seed_list, plan, data_root, local=cluster is None):
+            typer.echo(line)
     if cluster is not None:
         if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, store, cluster, wait):
             return  # jobs are out; the analysis below needs their runs
     else:
+        progress = RunProgress(enabled=sys.stdout.isatty(), log=typer.echo, plan=plan)
         try:
-            summary = run_recipe(r, profile, store, chosen, force, log=typer.echo, train_steps=not measure_only,
-                                 seeds=seed_list, data_root=data_root,
-                                 progress=RunProgress(enabled=sys.stdout.isatty()), wait_locks=wait_locks)
+            summary = run_recipe(r, profile, store, chosen, force, log=progress.print, train_steps=not measure_only,
+                                 seeds=seed_list, data_root=data_root, progress=progress, wait_locks=wait_locks)
         except KeyboardInterrupt:
             _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
                    "resume"], code=130)
@@ -229,11 +242,13 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
                    "the last epoch checkpoints are kept: free some space and run the same command to resume"])
         if not is_main():  # the other processes of a torchrun run have trained; rank 0 reports and analyses
             return
-        typer.echo(f"wrote {summary}")
         if measure_only:  # ours beside the paper's, and each step over its chain's root measured alike
             from .report.tables import build_table, to_markdown
 
             typer.echo(to_markdown(build_table(summary)))
+        else:
+            _closing(r, profile, store, summary)
+        typer.echo(f"wrote {summary}")
     if r.attention_variance is not None and not measure_only:  # the study reads the seed runs just trained
         from .analysis.attention_variance import StudyError, run_attention_variance
 
@@ -241,6 +256,20 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
             run_attention_variance(r, profile, store, force, data_root, log=typer.echo)
         except StudyError as e:
             typer.echo(f"attention variance: not computed: {e}")
+
+
+def _disk_profiles(r: Recipe) -> list[str]:
+    """The profiles of `r` whose dataset loads from a directory (where --data-root means something)."""
+    return [name for name, prof in r.profiles.items() if prof.train.data.name not in GENERATED]
+
+
+def _closing(r: Recipe, profile: str, store: Store, summary: Path) -> None:
+    """What a run ends with: every step's top-1 and change against its parent, and steps at chance named."""
+    from .runs.status import chance_warnings, step_table
+
+    typer.echo("")
+    for line in step_table(summary) + chance_warnings(r, profile, store):
+        typer.echo(line)
 
 
 def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[int, ...], measure_only: bool,
@@ -264,7 +293,10 @@ def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[i
         typer.echo("nothing to submit")
     for line in status_table(r, profile, store, seeds):
         typer.echo(line)
-    typer.echo(f"wrote {write_summary(r, profile, store)}")
+    summary = write_summary(r, profile, store)
+    if not measure_only:
+        _closing(r, profile, store, summary)
+    typer.echo(f"wrote {summary}")
     return True
 
 
@@ -278,7 +310,7 @@ def status(
     running (epoch e/E), incomplete (stopped), done (top-1), failed (reason) or stale (trained under settings the
     recipe no longer has: `ablab run` redoes it); rewrites summary.csv, keeping
     the committed rows of steps that have no run data here."""
-    from .runs.status import status_table, step_table
+    from .runs.status import chance_warnings, status_table, step_table
     from .store.summary import write_summary
 
     r = _load(recipe)
@@ -289,7 +321,7 @@ def status(
     if store.profile_dir(r.name, profile).is_dir():
         summary = write_summary(r, profile, store)
         typer.echo("")
-        for line in step_table(summary):
+        for line in step_table(summary) + chance_warnings(r, profile, store):
             typer.echo(line)
         typer.echo(f"wrote {summary}")
 
@@ -298,11 +330,19 @@ def status(
 def report(
     path: Path = typer.Argument(Path("results"), help="Results directory, one recipe/profile in it, or a recipe file."),
     results: Path = RESULTS,
+    columns: Optional[str] = typer.Option(
+        None, "--columns", help="Table columns, comma-separated names or aliases in the order wanted (e.g. "
+        "step,model,gflops,top1,delta); default: every informative column in md/csv, a compact set in tex."),
 ) -> None:
     """Regenerate tables (md, csv, tex) and figures (png, pdf) from what runs wrote under PATH; the results root
     also gets the cross-recipe overview."""
+    from .report.columns import ColumnError, resolve
     from .report.regenerate import ReportError, regenerate
 
+    try:
+        chosen = None if columns is None else resolve(columns)
+    except ColumnError as e:
+        _fail([f"error: {e}"])
     if path.suffix in (".yaml", ".yml"):  # the recipe is known: rebuild its summaries from the run directories first
         from .store.summary import write_summary
 
@@ -311,7 +351,7 @@ def report(
         for profile in [p for p in r.profiles if store.profile_dir(r.name, p).is_dir()]:
             write_summary(r, profile, store)
     try:
-        for line in regenerate(path):
+        for line in regenerate(path, chosen):
             typer.echo(line)
     except ReportError as e:
         _fail([f"error: {e}"])

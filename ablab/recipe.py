@@ -76,6 +76,12 @@ class Recipe:
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
 
+    def label(self, step_id: str, profile: str) -> str:
+        """The step's label as printed at `profile`: under a shrink it says so ('ViT-B (cpu shrink)'), since the
+        model it names is not the one trained."""
+        label = self.step(step_id).label
+        return label if self.profiles[profile].scale is None else f"{label} ({profile} shrink)"
+
     def spec(self, step_id: str, profile: str) -> ArchSpec:
         """The spec of `step_id` at `profile`'s scale."""
         prof = self.profiles[profile]

@@ -196,13 +196,16 @@ class Scale:
 
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+UNDER_LOAD = ("mark", "retry", "refuse")  # what a figure taken on a busy machine gets (Measure.under_load)
 
 
 @dataclass(frozen=True)
 class Measure:
-    """How throughput is measured: eval mode, no grad, `warmup` forwards, then timed for `min_time` seconds at
-    every batch size of the sweep; the best batch is reported. `amp: auto` is fp16 autocast on CUDA (the
-    papers' practice) and fp32 on the CPU; fp16 / bf16 autocast needs CUDA."""
+    """How throughput is measured: eval mode, no grad, `warmup` forwards, then `rounds` rounds of `min_time` seconds
+    at every batch size of the sweep; the batch with the best median is reported, with its quartiles. `amp: auto` is
+    fp16 autocast on CUDA (the papers' practice) and fp32 on the CPU; fp16 / bf16 autocast needs CUDA. A busy
+    machine (`ablab.cost.load`) is met as `under_load` says: mark the figure as taken under load, retry (measure
+    again twice, 30 s apart, then mark), or refuse (record no figure)."""
 
     batch_sizes: tuple[int, ...] = (1, 8)  # the sweep on the CPU, and on CUDA unless cuda_batch_sizes is given
     cuda_batch_sizes: tuple[int, ...] = ()  # the sweep on CUDA, where batches that fill the GPU are fastest
@@ -212,6 +215,8 @@ class Measure:
     amp: Literal["auto", "none", "fp16", "bf16"] = "auto"
     channels_last: bool = False  # model and input in channels_last memory format
     compile: Literal[COMPILE_MODES] = "none"  # torch.compile mode, or none
+    rounds: int = field(default=5, metadata=ADDED)  # timed rounds per batch size: the figure is their median
+    under_load: Literal[UNDER_LOAD] = field(default="mark", metadata=ADDED)  # mark, retry or refuse (see above)
 
     def problems(self) -> list[Problem]:
         """(field, message) for every value out of range or in conflict."""
@@ -226,6 +231,8 @@ class Measure:
             out.append(("min_time", f"seconds in (0, 600] are required, got {self.min_time}"))
         if not 1 <= self.warmup <= 1000:
             out.append(("warmup", f"1 to 1000 warm-up forwards are required, got {self.warmup}"))
+        if not 1 <= self.rounds <= 1000:
+            out.append(("rounds", f"1 to 1000 timed rounds are required, got {self.rounds}"))
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             out.append(("device", f"auto, cpu, cuda or cuda:N is required, got '{self.device}'"))
         if self.device == "cpu" and self.amp in ("fp16", "bf16"):
@@ -247,7 +254,7 @@ class Measure:
                              "amp: auto measures fp16 on CUDA and fp32 on the CPU")
         sizes = self.cuda_batch_sizes if on_cuda and self.cuda_batch_sizes else self.batch_sizes
         return Setting(device, "fp32" if amp == "none" else amp, tuple(sizes), self.min_time, self.warmup,
-                       self.channels_last, self.compile)
+                       self.channels_last, self.compile, self.rounds, self.under_load)
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,8 @@ class Setting:
     warmup: int = 3
     channels_last: bool = False
     compile: str = "none"
+    rounds: int = 5
+    under_load: str = "mark"  # mark, retry or refuse
 
 
 @dataclass(frozen=True)

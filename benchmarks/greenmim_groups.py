@@ -55,7 +55,7 @@ def simulate(masks: int, ratio: float, seed: int) -> list[tuple[list[int], list[
 
 def panel(ax: Axes, title: str, chosen: list[int], costs: list[dict[int, int]]) -> Axes:
     """One stage: mean cost +- std against the group size (log-log), and on a twin axis (returned) how many
-    masks found each group size optimal."""
+    masks found each group size optimal; both axes labelled."""
     fits_all = max(min(c) for c in costs)  # from here on every mask's largest window fits
     sizes = range(min(min(c) for c in costs), max(max(c) for c in costs) + 1)
     mean = [statistics.mean(c[g] for c in costs if g in c) for g in sizes]
@@ -75,6 +75,7 @@ def panel(ax: Axes, title: str, chosen: list[int], costs: list[dict[int, int]]) 
     ax.set_xticks([t for t in (16, 25, 49, 100, 200, 400) if sizes.start <= t < sizes.stop - 8] + [sizes.stop - 1])
     ax.set_xlim(sizes.start - 0.5, sizes.stop - 0.5)
     ax.set_xlabel("group size $g_s$")
+    ax.set_ylabel("attention FLOPs (Eq. 8; log scale)")
     ax.grid(alpha=0.3, which="both", lw=0.5)
     ax.set_title(f"{title}, {sizes.stop - 1} visible tokens\noptimal $g_s$ = {statistics.mean(chosen):.1f} ± "
                  f"{statistics.pstdev(chosen):.1f}", fontsize=10)
@@ -83,17 +84,16 @@ def panel(ax: Axes, title: str, chosen: list[int], costs: list[dict[int, int]]) 
               label="masks whose optimum is $g_s$ (right axis)")
     twin.set_ylim(0, 4 * max(chosen.count(g) for g in set(chosen)))  # bars in the lower quarter
     twin.tick_params(axis="y", colors="C3", labelsize=8)
+    twin.set_ylabel("masks with this optimum", color="C3")
     return twin
 
 
 def plot(results: list[tuple[list[int], list[dict[int, int]]]], ratio: float, out: Path) -> None:
     """Fig. 4: one panel per stage, a shared legend, written as PNG and PDF."""
-    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.9))
+    fig, axes = plt.subplots(1, len(results), figsize=(5.0 * len(results), 4.1))
     windows = [(grid // WINDOW) ** 2 for grid in preset("swin_b").grids()]
     for stage, (ax, (chosen, costs)) in enumerate(zip(axes, results)):
         twin = panel(ax, f"stage {stage + 1}: {windows[stage]} window{'s' * (windows[stage] > 1)}", chosen, costs)
-    axes[0].set_ylabel("attention FLOPs (Eq. 8)")
-    twin.set_ylabel("masks", color="C3")
     (lines, labels), (bars, bar_labels) = axes[0].get_legend_handles_labels(), twin.get_legend_handles_labels()
     fig.legend(lines + bars, labels + bar_labels, loc="lower center", ncol=3, fontsize=8.5, frameon=False)
     fig.suptitle(f"GreenMIM optimal grouping on Swin-B (224 px): {len(results[0][0])} batch-wise masks of 32 px "

@@ -107,7 +107,7 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(write_recipe,
     record, log = read_json(run / "job.json"), submission.jobs[0].stdout()
     assert record["state"] == "finished" and record["attempt"] == 2, log
     assert "Requeued job" in log and "resuming from its checkpoint after epoch" in log
-    assert log.count("epoch 0:") == 1  # the second attempt did not start over
+    assert log.count("epoch 1/5:") == 1  # the second attempt did not start over
     assert [row["epoch"] for row in log_rows(run / "log.csv")] == ["0", "1", "2", "3", "4"]
     uninterrupted = tmp_path / "local"
     assert invoke("run", recipe.path, "--steps", "o", "--results", uninterrupted).exit_code == 0
@@ -144,7 +144,7 @@ def test_two_tasks_per_node_train_one_run_under_gloo(write_recipe, tmp_path, job
     assert read_json(b / "o/seed0/job.json")["state"] == "finished"
     assert [row["epoch"] for row in log_rows(b / "o/seed0/log.csv")] == ["0", "1"]
     logs = sorted((b / "submitit").glob("*/*_log.out"))
-    assert "epoch 1:" in logs[0].read_text() and "epoch 1:" not in logs[1].read_text()  # rank 0 alone logs
+    assert "epoch 2/2:" in logs[0].read_text() and "epoch 2/2:" not in logs[1].read_text()  # rank 0 alone logs
 
 
 CLUSTER = TINY + """\

@@ -1,6 +1,7 @@
 """Throughput measurement as on a GPU, tested on the CPU: `measure:` options checked with file:line, the settings
-resolved per device, a key that changes with whatever changes the figure, the batch sweep, timing between
-synchronisations, channels_last and torch.compile, and the device and software recorded with every figure."""
+resolved per device, a key that changes with whatever changes the figure, the batch sweep, timed rounds between
+synchronisations, channels_last and torch.compile, and the device, machine, load and software recorded with every
+figure."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from ablab.cost.throughput import (
     best_of_sweep,
     measure_throughput,
     resolve_setting,
-    seconds_per_call,
 )
+from ablab.cost.timing import timed_rounds
 from ablab.settings import Measure
 from ablab.recipe import RecipeError, load_recipe
 from ablab.runs.runner import measure_step
@@ -64,23 +65,27 @@ def errors_of(write_recipe, measure_lines: str) -> tuple[str, list[str]]:
 
 
 def test_measure_option_types_are_checked_with_file_and_line(write_recipe):
-    path, errors = errors_of(write_recipe, "      amp: fp8\n      compile: fast\n      channels_last: maybe\n")
+    path, errors = errors_of(write_recipe, "      amp: fp8\n      compile: fast\n      channels_last: maybe\n"
+                                           "      under_load: wait\n")
     assert errors == [
         f"{path}:8: profiles.small.measure.amp: 'fp8' is not allowed; allowed: auto, none, fp16, bf16",
         f"{path}:9: profiles.small.measure.compile: 'fast' is not allowed; allowed: none, default, reduce-overhead, "
         "max-autotune, max-autotune-no-cudagraphs",
         f"{path}:10: profiles.small.measure.channels_last: expected true/false, got 'maybe'",
+        f"{path}:11: profiles.small.measure.under_load: 'wait' is not allowed; allowed: mark, retry, refuse",
     ]
 
 
 def test_measure_option_ranges_are_checked_with_file_and_line(write_recipe):
     path, errors = errors_of(write_recipe, "      batch_sizes: [0, 8, 8]\n      cuda_batch_sizes: [64, 64]\n"
-                                           "      min_time: 0\n      warmup: 0\n      device: gpu\n")
+                                           "      min_time: 0\n      warmup: 0\n      device: gpu\n"
+                                           "      rounds: 0\n")
     assert [e.split(": ")[0] + ": " + e.split(": ")[1] for e in errors] == [
         f"{path}:8: profiles.small.measure.batch_sizes", f"{path}:9: profiles.small.measure.cuda_batch_sizes",
         f"{path}:10: profiles.small.measure.min_time", f"{path}:11: profiles.small.measure.warmup",
-        f"{path}:12: profiles.small.measure.device"]
-    assert "got [0, 8, 8]" in errors[0] and "auto, cpu, cuda or cuda:N" in errors[4]
+        f"{path}:13: profiles.small.measure.rounds", f"{path}:12: profiles.small.measure.device"]
+    assert "got [0, 8, 8]" in errors[0] and "1 to 1000 timed rounds are required, got 0" in errors[4]
+    assert "auto, cpu, cuda or cuda:N" in errors[5]
 
 
 def test_autocast_on_an_explicit_cpu_is_a_recipe_error(write_recipe):
@@ -91,7 +96,9 @@ def test_autocast_on_an_explicit_cpu_is_a_recipe_error(write_recipe):
 
 def test_settings_resolve_per_device():
     measure = Measure(batch_sizes=(1, 8), cuda_batch_sizes=(64, 128))
-    assert resolve_setting(measure, cuda_available=False) == Setting("cpu", "fp32", (1, 8), 1.0, 3, False, "none")
+    assert resolve_setting(measure, cuda_available=False) == Setting("cpu", "fp32", (1, 8), 1.0, 3, False, "none",
+                                                                     5, "mark")
+    assert resolve_setting(Measure(rounds=3, under_load="refuse"), cuda_available=False).under_load == "refuse"
     gpu = resolve_setting(measure, cuda_available=True)
     assert (gpu.device, gpu.dtype, gpu.batch_sizes) == ("cuda", "fp16", (64, 128))
     assert resolve_setting(Measure(amp="bf16", device="cuda:1"), cuda_available=True).dtype == "bf16"
@@ -119,7 +126,8 @@ def test_key_changes_with_everything_that_changes_the_figure(monkeypatch):
     key = run_key(spec, gpu, "NVIDIA H100 80GB HBM3")
     changed = [dataclasses.replace(gpu, **change) for change in (
         {"dtype": "bf16"}, {"dtype": "fp32"}, {"compile": "max-autotune"}, {"channels_last": True},
-        {"batch_sizes": (64, 256)}, {"min_time": 2.0}, {"warmup": 10}, {"device": "cpu"})]
+        {"batch_sizes": (64, 256)}, {"min_time": 2.0}, {"warmup": 10}, {"device": "cpu"}, {"rounds": 3},
+        {"under_load": "retry"})]
     keys = {run_key(spec, s, "NVIDIA H100 80GB HBM3") for s in changed}
     keys |= {run_key(spec, gpu, "NVIDIA A100-SXM4-40GB"),
              run_key(tiny_vit(num_classes=100), gpu, "NVIDIA H100 80GB HBM3")}
@@ -161,12 +169,14 @@ def test_timed_rounds_lie_between_synchronisations():
         events.append("call")
         time.sleep(0.002)
 
-    seconds = seconds_per_call(call, lambda: events.append("sync"), warmup=2, min_time=0.005)
+    seconds = timed_rounds(call, lambda: events.append("sync"), warmup=2, min_time=0.005, rounds=3)
     assert events[:3] == ["call", "call", "sync"] and events[-1] == "sync"
     rounds = "".join("c" if e == "call" else "s" for e in events[2:])
     assert re.fullmatch(r"(sc+s)+", rounds), rounds  # every timed call sits between two synchronisations
-    last = rounds[rounds.rstrip("s").rfind("s") + 1:].count("c")  # calls of the last (timed) round
-    assert seconds >= 0.002 and last * seconds >= 0.005
+    calls = [r.count("c") for r in re.findall(r"sc+s", rounds)]
+    assert len(seconds) == 3 and calls[-3:] == [calls[-1]] * 3  # the kept rounds repeat the first long-enough one
+    assert all(s >= 0.002 and calls[-1] * s >= 0.005 for s in seconds)
+    assert all(c * 0.002 < 0.005 for c in calls[:-3])  # the rounds before were too short and not kept
 
 
 def test_channels_last_reaches_the_model_and_its_input():
@@ -226,12 +236,16 @@ def test_driver_is_none_without_nvidia_smi(monkeypatch):
     assert machine.nvidia_driver() is None
 
 
-def test_measure_step_records_setting_device_and_versions():
-    m = measure_step(tiny_vit(), dataclasses.replace(FAST, channels_last=True))
+def test_measure_step_records_setting_device_spread_load_and_versions():
+    m = measure_step(tiny_vit(), dataclasses.replace(FAST, channels_last=True, rounds=4))
     assert (m["dtype"], m["compile"], m["channels_last"], m["warmup"], m["min_time"]) == ("fp32", "none", True, 1, 0.01)
     assert m["device"] == m["machine"]["device"] and m["machine"]["device_kind"] == "cpu"
-    assert m["versions"]["torch"] == torch.__version__ and m["peak_gmacs"] > 0
+    assert m["versions"]["torch"] == torch.__version__ and m["peak_gmacs"] == max(m["reference_gmacs"]) > 0
     assert list(m["throughput_per_batch"]) == ["2"] and m["throughput_batch"] == 2
+    assert m["throughput_lo"] <= m["throughput"] <= m["throughput_hi"] and m["throughput_rounds"] == m["rounds"] == 4
+    assert m["load"] == "idle" or m["load"].startswith("busy: "), m["load"]  # this machine may be shared
+    assert m["load_attempts"] == 1 and m["under_load"] == "mark" and m["runnable_others"] >= 0
+    assert m["fingerprint"] == machine.fingerprint() and f"{os.cpu_count()} CPUs" in m["fingerprint"]
 
 
 def test_measure_only_run_prints_ours_beside_the_paper(write_recipe, tmp_path):
@@ -240,6 +254,8 @@ def test_measure_only_run_prints_ours_beside_the_paper(write_recipe, tmp_path):
     assert result.exit_code == 0, result.output
     assert "fp32, batch 2, paper 300 im/s)" in result.output and "paper 450 im/s" in result.output
     header = next(line for line in result.output.splitlines() if line.startswith("| step"))
-    assert re.search(r"im/s \[cpu \(\d+ threads\), fp32\] \|\s+paper im/s \|\s+x root \|\s+paper x root", header)
+    where = re.escape(machine.fingerprint())  # which machine, and whether it was busy, is part of the setting
+    assert re.search(rf"im/s \[cpu \(\d+ threads\), fp32(, under load)?, on {where}\] \|", header), header
+    assert all(re.search(rf"\|\s+{name}\s+\|", header) for name in ("paper im/s", "x root", "paper x root")), header
     row = next(line for line in result.output.splitlines() if line.startswith("| a "))
-    assert row.rstrip(" |").endswith("1.5")  # the paper's a over o: 450 / 300
+    assert re.search(r" 1\.50?$", row.rstrip(" |")), row  # the paper's a over o: 450 / 300

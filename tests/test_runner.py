@@ -109,7 +109,8 @@ def test_report_writes_tables(write_recipe, tmp_path):
     assert "paper Params (M)" not in md  # sizes are compared with the paper's only at the paper profile
     tex = (out / "table.tex").read_text()
     assert tex.count("\\toprule") == 1 and tex.count("\\midrule") == 1 and tex.count("\\bottomrule") == 1
-    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 1
+    assert tex.count("\\begin{tabular}{") == 1  # one table; stacked headers nest \begin{tabular}[b]
+    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}")
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert len(rows) == 3 and "depths" in rows[0]  # a design column that changes along the recipe
 
@@ -125,6 +126,15 @@ def test_unknown_profile_and_step(write_recipe, tmp_path):
     assert result.exit_code == 2 and "no profile 'huge'; this recipe has: small" in result.output
     result = invoke("run", recipe, "--measure-only", "--steps", "o,zz", "--results", tmp_path)
     assert result.exit_code == 2 and "no step zz" in result.output
+
+
+def test_a_data_root_for_a_generated_dataset_is_an_error_before_any_work(write_recipe, tmp_path):
+    recipe = write_recipe(TINY)  # trains on the default dataset, ShapeTex
+    result = invoke("run", recipe, "--data-root", tmp_path, "--results", tmp_path / "results")
+    assert result.exit_code == 2
+    assert (f"error: --data-root {tmp_path}: profile 'small' of {recipe} trains on shapetex, a dataset generated in "
+            "memory that reads nothing from disk") in result.output
+    assert not (tmp_path / "results").exists()  # nothing measured, nothing written
 
 
 def test_transforms_validate_show(write_recipe):

@@ -3,6 +3,7 @@ running, requeued, incomplete, done, failed), and summary.csv rebuilt to name th
 
 import csv
 import os
+import re
 
 from typer.testing import CliRunner
 
@@ -92,7 +93,8 @@ def test_status_reads_every_state_from_the_results_directory(write_recipe, tmp_p
         ("e", "0"): "pending job 107",
     }
     assert runs[-1] == "2 done, 1 running, 3 pending, 2 failed, 1 incomplete"
-    assert steps[0].split()[:3] == ["step", "top-1", "n"] and steps[1].split()[:3] == ["o", "41.20", "1"]
+    assert steps[0].split()[:4] == ["step", "model", "top-1", "n"] and steps[0].split()[-1] == "status"
+    assert steps[1].split()[:4] == ["o", "done", "41.20", "1"] and steps[1].split()[-1] == "done"
     assert lines[-1] == f"wrote {results}/fixture/small/summary.csv"
     summary = {r["step"]: r for r in csv.DictReader((results / "fixture/small/summary.csv").open())}
     assert summary["o"]["status"] == "done" and summary["o"]["top1"] == "41.2"
@@ -136,3 +138,39 @@ steps:
     assert rerun.exit_code == 0 and "[o] seed 0: top-1" in rerun.output  # the runner redoes it
     [row] = csv.DictReader((results / "moved/cpu/summary.csv").open())
     assert row["status"] == "done" and row["top1"] != ""
+
+
+CHANCE = """
+name: chance
+base:
+  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
+         stages: [{depth: 2, dim: 32, heads: 2}]}
+profiles:
+  small:
+    scale: {img_size: 32, width: 0.5}
+    train: {epochs: 2}
+steps:
+  - {id: o, label: learns}
+  - {id: a, label: two seeds at chance, from: o}
+  - {id: b, label: one seed at chance, from: o}
+  - {id: c, label: one seed above chance, from: o}
+"""
+
+
+def test_status_names_steps_within_noise_of_chance_under_labels_that_say_the_shrink(write_recipe, tmp_path):
+    recipe, results = write_recipe(CHANCE), tmp_path / "results"
+    # 2,000 validation images (the default): two binomial standard errors of chance (10%) are 1.34 points
+    for step, top1s in {"o": (41.2, 43.0), "a": (10.3, 9.1), "b": (10.9,), "c": (12.0,)}.items():
+        write_json_atomic(results / "chance/small" / step / "metrics.json", {"step": step, "params": 1})
+        for seed, top1 in enumerate(top1s):
+            finished(results / "chance/small" / step / f"seed{seed}", status="done", top1=top1)
+    result = CliRunner().invoke(app, ["status", str(recipe), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: step a (two seeds at chance (small shrink)): top-1 9.70 ± 0.85 (n = 2) is within noise of chance, "
+        "10.0% for 10 classes: it learned nothing measurable",
+        "warning: step b (one seed at chance (small shrink)): top-1 10.90 (n = 1) is within noise of chance, "
+        "10.0% for 10 classes: it learned nothing measurable",
+    ]  # not o (far above), nor c (one seed, 2.0 points above: more than two standard errors)
+    assert any(re.match(r"o +learns \(small shrink\) +42\.10 ± 1\.27 +2 +done$", line) for line in lines)

@@ -1,10 +1,13 @@
 """Where a figure was measured: the device by name, and on CUDA its capability, memory, driver, CUDA and cuDNN;
-plus the software that ran it. Recorded beside every measurement, since each of them moves the numbers."""
+the machine's fingerprint (host, processor, CPUs); plus the software that ran it. Recorded beside every
+measurement, since each of them moves the numbers."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
+import socket
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,6 +38,12 @@ def device_record(device: str | torch.device) -> dict[str, Any]:
     }
 
 
+def fingerprint() -> str:
+    """Which machine measured, e.g. 'vm (AMD EPYC, 2 CPUs)': host name, processor model and CPU count. Two devices
+    of one name ('cpu (2 threads)', one GPU model) on different machines give different fingerprints."""
+    return f"{socket.gethostname()} ({_cpu_model()}, {os.cpu_count()} CPUs)"
+
+
 def software_versions() -> dict[str, str]:
     """Python, torch, timm and fvcore versions ('not installed' where a package is absent)."""
     out = {"python": platform.python_version(), "torch": torch.__version__}
@@ -48,12 +57,16 @@ def software_versions() -> dict[str, str]:
 
 def nvidia_driver(index: int = 0) -> Optional[str]:
     """The NVIDIA driver version from nvidia-smi, or None where nvidia-smi is absent or fails."""
+    return nvidia_smi(f"--id={index}", "--query-gpu=driver_version", "--format=csv,noheader")
+
+
+def nvidia_smi(*args: str) -> Optional[str]:
+    """nvidia-smi's output for `args`, stripped; None where nvidia-smi is absent, fails or prints nothing."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, f"--id={index}", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        out = subprocess.run([smi, *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out or None

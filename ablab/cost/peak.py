@@ -2,29 +2,18 @@
 
 A model that runs at `gflops * images_per_s` GMAC/s on a machine whose square matmuls reach
 `peak` GMAC/s uses that fraction of what the hardware gives to its best-shaped work; the gap is
-what FLOP counts hide (memory-bound ops, small or odd-shaped kernels, copies).
+what FLOP counts hide (memory-bound ops, small or odd-shaped kernels, copies). The peak is timed
+around each throughput figure (`ablab.cost.load`), so both see the machine in the same state.
 Multiply-adds, not 2x FLOPs, to match fvcore's (and the papers') FLOP convention.
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from .throughput import seconds_per_call
+from .timing import timed_rounds
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def machine_peak(device: str = "cpu", dtype: str = "fp32") -> float:
-    """`matmul_gmacs` measured once per process, device, dtype and CPU thread count."""
-    return _cached_peak(device, dtype, torch.get_num_threads())
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_peak(device: str, dtype: str, threads: int) -> float:
-    return matmul_gmacs(device, dtype)
 
 
 def matmul_gmacs(device: str = "cpu", dtype: str = "fp32", size: int = 0, min_time: float = 0.5) -> float:
@@ -36,5 +25,5 @@ def matmul_gmacs(device: str = "cpu", dtype: str = "fp32", size: int = 0, min_ti
     b = torch.randn(size, size, device=dev, dtype=_DTYPES[dtype])
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        seconds = min(seconds_per_call(lambda: a @ b, sync, 1 if i == 0 else 0, min_time / 3) for i in range(3))
+        seconds = min(timed_rounds(lambda: a @ b, sync, warmup=1, min_time=min_time / 3, rounds=3))
     return size**3 / seconds / 1e9

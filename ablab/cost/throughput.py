@@ -1,5 +1,9 @@
 """Inference throughput in images/s: eval, no grad, warm-up, a batch-size sweep, the best batch reported.
 
+Each batch size is timed over several rounds (`Measure.rounds`): its figure is their median, with the quartiles as
+its spread. Around the sweep the machine's load is watched (`ablab.cost.load`) and recorded with the figure; a busy
+machine is met as the setting's `under_load` says (mark, retry, refuse).
+
 fp32 on the CPU; on CUDA fp16 or bf16 autocast as the papers measured, with the clock read only after
 `torch.cuda.synchronize`, so that it sees the GPU's work rather than the launch queue. Optionally the model and
 its input in channels_last memory format, and the model compiled with torch.compile.
@@ -7,7 +11,6 @@ its input in channels_last memory format, and the model compiled with torch.comp
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -17,23 +20,38 @@ import torch
 from torch import nn
 
 from ..settings import Measure, Setting
+from .load import REFERENCE_TIME, Load, LoadWatch
 from .machine import device_name
+from .timing import Spread, timed_rounds
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+RETRIES, RETRY_WAIT = 2, 30.0  # under_load: retry measures again twice, 30 s apart, then marks the figure
 
 
 class MeasureError(Exception):
     """A measurement this machine cannot make as asked (fp16 autocast without CUDA, out of memory at every batch)."""
 
 
+class MachineBusy(MeasureError):
+    """The machine was busy and the setting refuses figures taken under load (`under_load: refuse`)."""
+
+    def __init__(self, load: Load, attempts: int) -> None:
+        super().__init__(f"no figure recorded after {attempts} attempt{'s' * (attempts > 1)}: the machine was "
+                         f"{load.state}")
+        self.load, self.attempts = load, attempts
+
+
 @dataclass(frozen=True)
 class Throughput:
-    images_per_s: float
+    images_per_s: float  # median over the rounds at the best batch
     batch_size: int
     device: str  # readable name: the GPU's product name, or 'cpu (N threads)'
     dtype: str
-    per_batch: dict[int, Optional[float]]  # images/s per batch size; None where it ran out of memory
+    per_batch: dict[int, Optional[float]]  # median images/s per batch size; None where it ran out of memory
     setting: Setting
+    spread: Spread  # images/s at the best batch: median, quartiles, rounds
+    load: Load  # the machine's state around the sweep, and the matmul peak measured alongside
+    attempts: int  # sweeps made: more than one when a busy machine was met with under_load: retry
 
 
 def resolve_setting(measure: Measure, cuda_available: Optional[bool] = None) -> Setting:
@@ -43,24 +61,6 @@ def resolve_setting(measure: Measure, cuda_available: Optional[bool] = None) -> 
         return measure.resolve(torch.cuda.is_available() if cuda_available is None else cuda_available)
     except ValueError as e:
         raise MeasureError(str(e)) from None
-
-
-def seconds_per_call(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float) -> float:
-    """Mean seconds per call of `fn` after `warmup` calls: calls run back to back between two synchronisations,
-    more of them each round (the shorter rounds warm up further) until one round lasts `min_time`."""
-    for _ in range(warmup):
-        fn()
-    calls = 1
-    while True:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return elapsed / calls
-        calls = max(2 * calls, math.ceil(1.2 * calls * min_time / max(elapsed, 1e-6)))
 
 
 def best_of_sweep(batch_sizes: tuple[int, ...], rate: Callable[[int], float]) -> tuple[int, dict[int, Optional[float]]]:
@@ -83,9 +83,12 @@ def best_of_sweep(batch_sizes: tuple[int, ...], rate: Callable[[int], float]) ->
     return max(fitted, key=fitted.__getitem__), per_batch
 
 
-def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setting(), in_chans: int = 3) -> Throughput:
-    """Best images/s of `model` over the setting's batch sizes; the model is left on the setting's device (and in
-    channels_last when asked). With `compile`, torch.compiler.reset() clears the process's compiled graphs first."""
+def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setting(), in_chans: int = 3,
+                       wait: Callable[[float], None] = time.sleep) -> Throughput:
+    """Best median images/s of `model` over the setting's batch sizes, with its spread and the machine's load; the
+    model is left on the setting's device (and in channels_last when asked). With `compile`, torch.compiler.reset()
+    clears the process's compiled graphs first. A busy machine is met as `setting.under_load` says (`wait` sleeps
+    between attempts); MachineBusy where it refuses."""
     device = torch.device(setting.device)
     cuda = device.type == "cuda"
     if setting.dtype in AUTOCAST and not cuda:
@@ -96,6 +99,7 @@ def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setti
     was_training = model.training
     model.eval().to(device, memory_format=memory_format)
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+    spreads: dict[int, Spread] = {}
 
     def rate(bs: int) -> float:
         forward = model
@@ -105,10 +109,22 @@ def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setti
         x = torch.randn(bs, in_chans, img_size, img_size, device=device).contiguous(memory_format=memory_format)
         autocast = torch.autocast("cuda", dtype=AUTOCAST[setting.dtype]) if setting.dtype in AUTOCAST else nullcontext()
         with torch.inference_mode(), autocast:
-            return bs / seconds_per_call(lambda: forward(x), sync, setting.warmup, setting.min_time)
+            seconds = timed_rounds(lambda: forward(x), sync, setting.warmup, setting.min_time, setting.rounds)
+        spreads[bs] = Spread.of([bs / s for s in seconds])
+        return spreads[bs].median
 
+    attempts = 1 + RETRIES * (setting.under_load == "retry")
     try:
-        best, per_batch = best_of_sweep(setting.batch_sizes, rate)
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                wait(RETRY_WAIT)
+            with LoadWatch(setting.device, setting.dtype, min(REFERENCE_TIME, setting.min_time)) as watch:
+                best, per_batch = best_of_sweep(setting.batch_sizes, rate)
+            if not watch.load.busy:
+                break
     finally:
         model.train(was_training)
-    return Throughput(per_batch[best], best, device_name(device), setting.dtype, per_batch, setting)
+    if watch.load.busy and setting.under_load == "refuse":
+        raise MachineBusy(watch.load, attempt)
+    return Throughput(per_batch[best], best, device_name(device), setting.dtype, per_batch, setting, spreads[best],
+                      watch.load, attempt)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
+from .columns import Column
 from .figures import write_figures, write_overview_figure
-from .tables import build_overview, find_summaries, to_markdown, write_table_files, write_tables
+from .table import to_markdown
+from .tables import build_overview, find_summaries, write_table_files, write_tables
 from .variance_figure import write_variance_figure
 
 
@@ -17,9 +20,10 @@ class ReportError(Exception):
     """Nothing to report from: says what was looked for and what to run."""
 
 
-def regenerate(path: Path) -> Iterator[str]:
+def regenerate(path: Path, columns: Optional[Sequence[Column]] = None) -> Iterator[str]:
     """Write tables and figures beside each <recipe>/<profile>/summary.csv under `path`, and the cross-recipe
-    overview when `path` holds several recipes; yields what it prints."""
+    overview when `path` holds several recipes; yields what it prints. `columns` for every table, else each
+    output's default (Markdown and CSV: all informative columns; LaTeX: a compact set)."""
     summaries = find_summaries(path) if path.is_dir() else []
     if not summaries:
         raise ReportError(
@@ -29,7 +33,7 @@ def regenerate(path: Path) -> Iterator[str]:
     readable = []
     for summary in summaries:
         try:
-            table = write_tables(summary)
+            table = write_tables(summary, columns)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as e:
             yield f"skipped {summary}: not a summary written by `ablab run` ({type(e).__name__}: {e})\n"
             continue
@@ -38,19 +42,19 @@ def regenerate(path: Path) -> Iterator[str]:
         variance = summary.parent / "attention_variance.csv"
         if variance.is_file():
             written += write_variance_figure(variance)
-        yield to_markdown(table)
+        yield to_markdown(table, columns)
         yield f"wrote {', '.join(str(p) for p in written)}\n"
     if len({s.parent.parent for s in readable}) > 1:
-        yield from _overview(readable, path)
+        yield from _overview(readable, path, columns)
 
 
-def _overview(summaries: list[Path], root: Path) -> Iterator[str]:
+def _overview(summaries: list[Path], root: Path, columns: Optional[Sequence[Column]]) -> Iterator[str]:
     """The cross-recipe table per profile and the accuracy-vs-throughput overview figure."""
     by_profile = itertools.groupby(sorted(summaries, key=lambda s: s.parent.name), key=lambda s: s.parent.name)
     for profile, group in by_profile:
         table = build_overview(list(group), profile)
-        write_table_files(root / f"overview_{profile}", table)
-        yield to_markdown(table)
+        write_table_files(root / f"overview_{profile}", table, columns)
+        yield to_markdown(table, columns)
         yield f"wrote {root}/overview_{profile}.{{md,csv,tex}}\n"
     figures = write_overview_figure(summaries, root)
     if figures:

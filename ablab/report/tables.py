@@ -1,12 +1,13 @@
-"""Transition tables (Markdown, CSV, LaTeX booktabs) from a profile's summary.csv, paper numbers beside ours."""
+"""Transition tables (Markdown, CSV, LaTeX) from a profile's summary.csv, paper numbers beside ours.
+
+A table holds every column it can show; each output picks its own (`columns.py`): Markdown and CSV all but the
+uninformative ones, LaTeX a compact set that fits an article column, or what `ablab report --columns` names."""
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -14,21 +15,20 @@ from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
 from ..stats import MAX_SEEDS
 from ..store.summary import read_summary, row_delta, row_top1
+from .columns import BY_NAME, Column
+from .dataset import classes, top5_informative
+from .latex import to_latex
+from .measured import idle, ratio_to_root
+from .table import Table, to_csv, to_markdown
 
-# (our column, paper column, header, digits)
-COMPARED = [
-    ("params_m", "paper_params_m", "Params (M)", 2),
-    ("gflops", "paper_gflops", "GFLOPs", 2),
-    ("throughput", "paper_throughput", "im/s", 1),
-]
-PAPER_ONLY = [("paper_top1", "paper top-1"), ("paper_miou", "paper mIoU")]
+COMPARED = ("params", "gflops", "throughput")  # ours beside the paper's, by column name
+SUMMARY_COLUMN = {"params": "params_m", "gflops": "gflops", "throughput": "throughput"}
+PAPER_ONLY = ("top1", "miou")
 
 
-@dataclass(frozen=True)
-class Table:
-    title: str
-    frame: pd.DataFrame
-    caption: str
+def header(name: str) -> str:
+    """The table header of a registered column name ('params' -> 'Params (M)')."""
+    return BY_NAME[name].header
 
 
 def find_summaries(root: Path) -> list[Path]:
@@ -37,65 +37,82 @@ def find_summaries(root: Path) -> list[Path]:
 
 
 def build_table(summary: Path) -> Table:
-    """One row per step: the design columns that change along the recipe, then ours | paper | difference;
-    throughput in one column per measurement setting (device, precision), so no column mixes machines."""
+    """One row per step: the design columns, then ours | paper | difference; throughput in one column per
+    measurement setting (device, precision, machine), so no column mixes machines."""
     df = read_summary(summary)
     recipe, profile = summary.parent.parent.name, summary.parent.name
-    setting = df["setting"]
-    out = pd.DataFrame({"step": df["step"], "model": df["label"]})
+    out = pd.DataFrame({header("step"): df["step"], header("model"): df["label"]})
+    hidden = []
     for col in DESIGN_COLUMNS:
-        if col in df and _varies(df[col]):
+        if col in df:
             out[col] = df[col]
-    for ours, paper, header, digits in COMPARED:
-        value = df[ours]
-        columns = _per_setting(value, setting, header) if ours == "throughput" else {header: value}
-        for name, column in columns.items():
-            out[name] = column.round(digits)
-        if paper in df and (profile == "paper" or ours == "throughput"):  # a shrunk profile has other sizes
-            ref = df[paper]
-            out[f"paper {header}"] = ref
-            if ours != "throughput":  # paper throughput was measured on other hardware: no difference column
-                out[f"diff {header}"] = (value - ref).round(digits + 1)
+            if not _varies(df[col]):
+                hidden.append(col)
+    for name in COMPARED:
+        ours, paper = df[SUMMARY_COLUMN[name]], f"paper_{SUMMARY_COLUMN[name]}"
+        columns = _per_setting(ours, df["setting"], header(name)) if name == "throughput" else {header(name): ours}
+        out = out.assign(**columns)
+        if paper in df and (profile == "paper" or name == "throughput"):  # a shrunk profile has other sizes
+            out[header(f"paper_{name}")] = df[paper]
+            if name != "throughput":  # paper throughput was measured on other hardware: no difference column
+                out[header(f"diff_{name}")] = ours - df[paper]
+    if not idle(df).all():
+        out[header("load")] = df["load"]
     if df["drift"].notna().any():  # a shrunk profile: each step's change as the shrink keeps it, beside the paper's
-        out["params ×parent (paper)"] = [_pair(a, b) for a, b in zip(df["params_x"], df["paper_params_x"])]
-        out["FLOPs ×parent (paper)"] = [_pair(a, b) for a, b in zip(df["flops_x"], df["paper_flops_x"])]
-        out["drift"] = [_percent(d) for d in df["drift"]]
-    out["x root"] = _ratio_to_root(df, df["throughput"], setting).round(2)
+        out[header("params_x")] = [_pair(a, b) for a, b in zip(df["params_x"], df["paper_params_x"])]
+        out[header("flops_x")] = [_pair(a, b) for a, b in zip(df["flops_x"], df["paper_flops_x"])]
+        out[header("drift")] = [_percent(d) for d in df["drift"]]
+    out[header("x_root")] = ratio_to_root(df, df["throughput"])
     if "paper_throughput" in df:  # the paper's own speed-up over the root, on the paper's hardware
-        out["paper x root"] = _ratio_to_root(df, df["paper_throughput"]).round(2)
+        out[header("paper_x_root")] = ratio_to_root(df, df["paper_throughput"], alike=False)
     if df["top1"].notna().any():
         out = _with_training(out, df)
-    for paper, header in PAPER_ONLY:
-        if paper in df:
-            out[header] = df[paper]
+        if not top5_informative(df["top5"], classes(summary, df)):
+            hidden.append(header("top5"))
+    for name in PAPER_ONLY:
+        if f"paper_{name}" in df:
+            out[header(f"paper_{name}")] = df[f"paper_{name}"]
     status = df["status"].where(df["status"] != "", "measured")
     if not status.isin(["done", "measured"]).all():  # missing, unfinished or failed work is named, never hidden
-        out["status"] = status
-    devices = "; ".join(dict.fromkeys(s for s in setting if s)) or "nothing measured"
-    caption = (f"{recipe} / {profile}: ours measured by ablab ({devices}); paper numbers as cited in the recipe. "
-               "Paper throughput is the paper's own hardware; 'x root' is our throughput over the chain's first step "
-               "measured alike (blank where the root was measured on another device or precision), 'paper x root' "
-               "the paper's.")
-    return Table(f"{recipe} ({profile})", out, caption)
+        out[header("status")] = status
+    return Table(f"{recipe} ({profile})", out, _caption(recipe, profile, df), tuple(hidden))
+
+
+def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
+    devices = "; ".join(dict.fromkeys(s for s in df["setting"] if s)) or "nothing measured"
+    seeds = sorted({int(n) for n in df["top1_n"].dropna()})
+    over = ("; top-1 from one seed each (n = 1: no std, no interval), Δ the change against the parent"
+            if seeds == [1] else f"; top-1 is the mean ± std over {_range(seeds)} seeds"
+            + (" (n = 1: no std)" if 1 in seeds else "")
+            + ", Δ the mean paired change against the parent with its 95% Student-t interval" if seeds else "")
+    return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}; paper numbers as cited in the "
+            "recipe, paper throughput on the paper's own hardware. 'x root' is our throughput over the chain's "
+            "first step, only where both were measured in the same setting on an idle machine and within its "
+            "matmul peak; 'paper x root' the paper's.")
+
+
+def _range(values: list[int]) -> str:
+    """[3, 4] -> '3-4', [4] -> '4'."""
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
 def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     """top-1 as mean ± std over n seeds; the paired change against the parent with its 95% interval, n, verdict and
-    the seeds 80% power would need; top-5 only where it is informative (below 99% somewhere); train hours."""
-    out["top-1"] = [row_top1(df, i) for i in df.index]
-    out["n"] = df["top1_n"].astype("Int64")
-    out["Δ top-1 [95% CI]"] = [_delta(df, i) for i in df.index]
-    out["verdict"] = df["verdict"]
+    the seeds 80% power would need; top-5; train hours; pre-training where a step pre-trained."""
+    out[header("top1")] = [row_top1(df, i) for i in df.index]
+    out[header("n")] = df["top1_n"]
+    out[header("delta")] = [_delta(df, i) for i in df.index]
+    out[header("verdict")] = df["verdict"]
     if df["expect"].str.len().gt(0).any():  # a calibration recipe: each change's expected verdict, met or not
-        out["expected"] = [f"{e} {'✓' if v == e else '✗'}" if e else "" for e, v in zip(df["expect"], df["verdict"])]
-    out["seeds for 80% power"] = [_needed(v) for v in df["seeds_needed"]]
-    if (df["top5"] < 99).any():
-        out["top-5"] = df["top5"].round(2)
-    out["train h"] = df["train_hours"].round(3)
+        out[header("expected")] = [f"{e} {'✓' if v == e else '✗'}" if e else ""
+                                   for e, v in zip(df["expect"], df["verdict"])]
+    out[header("seeds_needed")] = [_needed(v) for v in df["seeds_needed"]]
+    out[header("top5")] = df["top5"]
+    out[header("train_h")] = df["train_hours"]
     if df["pretrain"].str.len().gt(0).any():  # HiViT Table 8's columns
-        out["pretrain"] = df["pretrain"]
-        out["pt s/epoch"] = df["pretrain_epoch_seconds"].round(1)
-        out["pt peak MB"] = df["pretrain_peak_mb"].round(0)
+        out[header("pretrain")] = df["pretrain"]
+        out[header("pt_epoch_s")] = df["pretrain_epoch_seconds"]
+        out[header("pt_peak_mb")] = df["pretrain_peak_mb"]
     return out
 
 
@@ -126,38 +143,26 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
     for summary in summaries:
         df = read_summary(summary)
         last = df.index[-1]
-        root = _root_index(df, last)
-        setting = df["setting"]
-        ratio = _ratio_to_root(df, df["throughput"], setting)
+        root = int(df.index[df["step"] == df.at[last, "root"]][0])
+        ratio = ratio_to_root(df, df["throughput"])
         for i, role in ((root, "from"), (last, "to")):
-            rows.append({"recipe": summary.parent.parent.name, "": role, "step": df.at[i, "step"],
-                         "model": df.at[i, "label"], **_overview_numbers(df, i), "x root": ratio[i],
-                         "setting": setting[i]})
+            rows.append({header("recipe"): summary.parent.parent.name, header("role"): role,
+                         header("step"): df.at[i, "step"], header("model"): df.at[i, "label"],
+                         header("params"): df.at[i, "params_m"], header("gflops"): df.at[i, "gflops"],
+                         "im/s": df.at[i, "throughput"], "setting": df.at[i, "setting"],
+                         header("x_root"): ratio[i], header("top1"): row_top1(df, i), header("n"): df.at[i, "top1_n"],
+                         header("paper_top1"): df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
+                         header("status"): df.at[i, "status"]})
     frame = pd.DataFrame(rows)
     at = frame.columns.get_loc("im/s")
     for offset, (name, column) in enumerate(_per_setting(frame.pop("im/s"), frame.pop("setting"), "im/s").items()):
         frame.insert(at + offset, name, column)
-    frame["x root"] = pd.to_numeric(frame["x root"], errors="coerce").round(2)
     frame = frame.dropna(axis=1, how="all")
-    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; "
-               "one im/s column per measurement setting (device, precision), never mixed; 'x root' is the "
-               "throughput ratio measured alike.")
-    return Table(f"all recipes ({profile})", frame, caption)
-
-
-def _overview_numbers(df: pd.DataFrame, i: int) -> dict[str, object]:
-    """Params, GFLOPs, im/s and top-1 (mean ± std) of row `i`, with the paper's top-1 where cited."""
-    return {
-        "Params (M)": round(df.at[i, "params_m"], 2), "GFLOPs": round(df.at[i, "gflops"], 2),
-        "im/s": round(df.at[i, "throughput"], 1), "top-1": row_top1(df, i),
-        "paper top-1": df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
-        "status": df.at[i, "status"],
-    }
-
-
-def _root_index(df: pd.DataFrame, i: int) -> int:
-    """Row index of the chain root of row `i`."""
-    return int(df.index[df["step"] == df.at[i, "root"]][0])
+    finished = frame[header("status")].isin(["done", "measured", ""]).all()
+    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one im/s "
+               "column per measurement setting, never mixed; top-1 is the mean ± std over n seeds; 'x root' is the "
+               "throughput ratio, only between models measured alike on an idle machine.")
+    return Table(f"all recipes ({profile})", frame, caption, (header("status"),) if finished else ())
 
 
 def _varies(column: pd.Series) -> bool:
@@ -166,66 +171,27 @@ def _varies(column: pd.Series) -> bool:
     return column.astype(str).nunique() > 1 and len(tokens) > 1
 
 
-def _ratio_to_root(df: pd.DataFrame, speed: pd.Series, setting: Optional[pd.Series] = None) -> pd.Series:
-    """Each step's `speed` as a multiple of its chain's root's (the ancestor with no parent); NaN where the two were
-    measured in different settings, whose ratio would mix machines."""
-    roots = {i: _root_index(df, i) for i in df.index}
-    return pd.Series([speed[i] / speed[r] if setting is None or setting[i] == setting[r] else math.nan
-                      for i, r in roots.items()], index=df.index)
-
-
-def _per_setting(values: pd.Series, setting: pd.Series, header: str) -> dict[str, pd.Series]:
-    """`values` as one column per measurement setting, '<header> [<setting>]', each holding only the rows measured
-    that way; one plain `header` column when nothing was measured."""
+def _per_setting(values: pd.Series, setting: pd.Series, name: str) -> dict[str, pd.Series]:
+    """`values` as one column per measurement setting, '<name> [<setting>]', each holding only the rows measured
+    that way; one plain `name` column when nothing was measured."""
     kinds = list(dict.fromkeys(s for s in setting if s))
     if not kinds:
-        return {header: values}
-    return {f"{header} [{kind}]": values.where(setting == kind) for kind in kinds}
+        return {name: values}
+    return {f"{name} [{kind}]": values.where(setting == kind) for kind in kinds}
 
 
-def to_markdown(table: Table) -> str:
-    frame = table.frame.astype(object).where(table.frame.notna(), None)
-    body = frame.to_markdown(index=False, missingval="")
-    return f"### {table.title}\n\n{body}\n\n{table.caption}\n"
+def write_table_files(stem: Path, table: Table, columns: Optional[Sequence[Column]] = None) -> list[Path]:
+    """<stem>.md, <stem>.csv and <stem>.tex, each written atomically; `columns` for all three, else each output's
+    default. Returns the paths."""
+    paths = [stem.with_suffix(f".{ext}") for ext in ("md", "csv", "tex")]
+    for path, text in zip(paths, (to_markdown(table, columns), to_csv(table, columns), to_latex(table, columns))):
+        write_text_atomic(path, text)
+    return paths
 
 
-def to_latex(table: Table) -> str:
-    """A booktabs table environment: numbers right-aligned, missing values as --, every text escaped."""
-    frame = table.frame
-    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
-    label = re.sub(r"[^A-Za-z0-9]+", "-", table.title).strip("-")
-    rows = [" & ".join(_tex_cell(v) for v in row) + r" \\" for row in frame.itertuples(index=False)]
-    return "\n".join([
-        r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}", rf"\label{{tab:{label}}}",
-        rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(_tex(str(c)) for c in frame.columns) + r" \\",
-        r"\midrule", *rows, r"\bottomrule", r"\end{tabular}", r"\end{table}", "",
-    ])
-
-
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
-
-
-def _tex(text: str) -> str:
-    """`text` with LaTeX's special characters escaped (and ± as math)."""
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _tex_cell(value: object) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) or value == "":
-        return "--"
-    return _tex(f"{value:.6g}" if isinstance(value, float) else str(value))
-
-
-def write_table_files(stem: Path, table: Table) -> None:
-    """<stem>.md, <stem>.csv and <stem>.tex, each written atomically."""
-    write_text_atomic(stem.with_suffix(".md"), to_markdown(table))
-    write_text_atomic(stem.with_suffix(".csv"), table.frame.to_csv(index=False))
-    write_text_atomic(stem.with_suffix(".tex"), to_latex(table))
-
-
-def write_tables(summary: Path) -> Table:
+def write_tables(summary: Path, columns: Optional[Sequence[Column]] = None) -> Table:
     """Write table.md, table.csv and table.tex beside `summary`."""
     table = build_table(summary)
-    write_table_files(summary.parent / "table", table)
+    write_table_files(summary.parent / "table", table, columns)
     return table
+

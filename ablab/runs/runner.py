@@ -27,18 +27,20 @@ from ..engine.pretrain import ENCODER_FILE, pretrain
 from ..engine.supervised import LOG_COLUMNS, train
 from ..io import (CorruptFile, load_checkpoint, read_json, remove_leftovers, verify_checkpoint, write_csv_atomic,
                   write_json_atomic)
-from ..cost.machine import device_name, device_record, software_versions
+from ..cost.efficiency import efficiency_valid, hardware_efficiency
+from ..cost.machine import device_name, device_record, fingerprint, software_versions
 from ..cost.model import measure
-from ..cost.peak import machine_peak
-from ..cost.throughput import resolve_setting
+from ..cost.throughput import MachineBusy, measure_throughput, resolve_setting
+from ..cost.timing import Spread
 from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..settings import Setting, TrainConfig
 from ..store.keys import measure_key, pretrain_key, train_key
 from ..store.lock import Locked, RunLock
 from ..store.paths import Store
-from ..store.state import CHECKPOINT, epoch_progress
+from ..store.state import CHECKPOINT, epoch_progress, finished_epochs
 from ..store.summary import setting_label, write_summary
+from .estimate import duration
 from .progress import RunProgress
 
 
@@ -51,10 +53,25 @@ def default_profile(recipe: Recipe) -> str:
 
 
 def measure_step(spec: ArchSpec, setting: Setting) -> dict[str, Any]:
-    """Params, FLOPs and throughput of one spec, with how and where the throughput was measured."""
+    """Params, FLOPs and throughput of one spec: the median over the setting's rounds with its quartiles, how,
+    where (device, machine fingerprint) and in what state of the machine it was measured, and the matmul peak timed
+    alongside. Where the setting refuses figures taken under load and the machine was busy, the throughput is
+    None and `load` says why."""
     torch.manual_seed(0)
-    m = measure(build(spec), spec.img_size, spec.in_chans, setting)
-    tp = m.throughput
+    model = build(spec)
+    m = measure(model, spec.img_size, spec.in_chans)
+    try:
+        tp = measure_throughput(model, spec.img_size, setting, spec.in_chans)
+    except MachineBusy as e:
+        load, attempts = e.load, e.attempts
+        speed = {**dict.fromkeys(("throughput", "throughput_lo", "throughput_hi", "throughput_rounds",
+                                  "throughput_batch")), "throughput_per_batch": {}}
+    else:
+        load, attempts = tp.load, tp.attempts
+        speed = {"throughput": round(tp.images_per_s, 2), "throughput_lo": round(tp.spread.lo, 2),
+                 "throughput_hi": round(tp.spread.hi, 2), "throughput_rounds": tp.spread.n,
+                 "throughput_batch": tp.batch_size,
+                 "throughput_per_batch": {str(k): None if v is None else round(v, 2) for k, v in tp.per_batch.items()}}
     return {
         "params": m.params,
         "params_m": m.params_m,
@@ -62,16 +79,21 @@ def measure_step(spec: ArchSpec, setting: Setting) -> dict[str, Any]:
         "flops": m.flops.total,
         "flops_by_operator": m.flops.by_operator,
         "uncounted_ops": m.flops.uncounted_ops,
-        "throughput": round(tp.images_per_s, 2),
-        "throughput_batch": tp.batch_size,
-        "throughput_per_batch": {str(k): None if v is None else round(v, 2) for k, v in tp.per_batch.items()},
-        "device": tp.device,
-        "dtype": tp.dtype,
+        **speed,
+        "device": device_name(setting.device),
+        "dtype": setting.dtype,
         "compile": setting.compile,
         "channels_last": setting.channels_last,
         "warmup": setting.warmup,
         "min_time": setting.min_time,
-        "peak_gmacs": round(machine_peak(setting.device, tp.dtype), 2),
+        "rounds": setting.rounds,
+        "under_load": setting.under_load,
+        "load": load.state,
+        "load_attempts": attempts,
+        "runnable_others": None if load.others is None else round(load.others, 2),
+        "reference_gmacs": [round(r, 2) for r in load.reference],
+        "peak_gmacs": round(load.peak_gmacs, 2),
+        "fingerprint": fingerprint(),
         "machine": device_record(setting.device),
         "versions": software_versions(),
     }
@@ -113,13 +135,14 @@ def run_recipe(
                 progress.advance()
                 continue
             for seed in seeds:
+                progress.begin(step.id, seed)
                 with _held(store.seed_dir(recipe.name, profile, step.id, seed), f"[{step.id}] seed {seed}",
                            wait_locks, log) as mine:
-                    if mine:
-                        _train(recipe, step, profile, store, seed, force, data_root, log, progress)
+                    metrics = (_train(recipe, step, profile, store, seed, force, data_root, log, progress)
+                               if mine else {})
                 if main:
                     write_summary(recipe, profile, store)
-                progress.advance()
+                progress.advance(metrics.get("epoch_wall_seconds"))
     finally:
         progress.stop()
         if main:
@@ -173,7 +196,9 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     out = store.step_dir(recipe.name, profile, step.id)
     metrics_path = out / "metrics.json"
     if not force and _current(metrics_path, key, log):
-        log(f"[{step.id}] {step.label}: measurements unchanged, skipped (--force re-measures)")
+        busy = str(read_json(metrics_path).get("load", "")).startswith("busy")
+        log(f"[{step.id}] {step.label}: measurements unchanged, skipped ("
+            + ("taken while the machine was busy; " if busy else "") + "--force re-measures)")
         return
     start = time.perf_counter()
     measured = measure_step(spec, setting)
@@ -187,11 +212,25 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-    how = setting_label(measured["device"], measured["dtype"], setting.compile, setting.channels_last)
-    paper = f", paper {step.paper['throughput']:g} im/s" if "throughput" in step.paper else ""
     log(f"[{step.id}] {step.label}: {measured['params_m']:.2f}M params, {measured['gflops']:.2f} GFLOPs, "
-        f"{measured['throughput']:.1f} im/s ({how}, batch {measured['throughput_batch']}{paper}); "
-        f"not counted: {uncounted or 'nothing'}")
+        f"{_speed(step, measured, setting)}; not counted: {uncounted or 'nothing'}")
+
+
+def _speed(step: Step, measured: dict[str, Any], setting: Setting) -> str:
+    """The throughput part of a step's measurement line: the median with its quartiles and rounds, how and where it
+    was measured, the machine's load, and an efficiency above the peak measured alongside named as no data point."""
+    how = setting_label(measured["device"], measured["dtype"], setting.compile, setting.channels_last)
+    where = f"on {measured['fingerprint']}, {measured['load']}"
+    if measured["throughput"] is None:
+        return f"throughput not recorded ({how}, under_load: refuse): {where}"
+    spread = Spread(measured["throughput"], measured["throughput_lo"], measured["throughput_hi"],
+                    measured["throughput_rounds"])
+    paper = f", paper {step.paper['throughput']:g} im/s" if "throughput" in step.paper else ""
+    line = f"{spread.text('im/s')} ({how}, batch {measured['throughput_batch']}{paper}) {where}"
+    if not efficiency_valid(measured["gflops"], measured["throughput"], measured["peak_gmacs"]):
+        share = hardware_efficiency(measured["gflops"], measured["throughput"], measured["peak_gmacs"])
+        line += f"; {share:.0%} of the matmul peak timed alongside: not a data point"
+    return line
 
 
 def _start_over(run_dir: Path, key: str, force: bool, stale: tuple[str, ...], log: Callable[[str], None]) -> bool:
@@ -212,8 +251,11 @@ def _start_over(run_dir: Path, key: str, force: bool, stale: tuple[str, ...], lo
 
 
 def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, force: bool,
-           data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> None:
-    """One training run; a finished run with the same key is skipped, an unfinished one resumes."""
+           data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> dict[str, Any]:
+    """One training run; a finished run with the same key is skipped, an unfinished one resumes. Returns the
+    metrics it wrote ({} when skipped), with the wall-clock seconds per epoch it took (`ablab run` estimates
+    times from them)."""
+    began = time.perf_counter()
     spec = recipe.spec(step.id, profile)
     cfg = recipe.train_config(step.id, profile, data_root)
     key = train_key(spec, cfg, seed)
@@ -224,8 +266,9 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
         if dist.is_main():
             m = read_json(metrics_path)
             _mend_log(run_dir, cfg.epochs, log)
-            log(f"[{step.id}] seed {seed}: {m['status']} earlier (top-1 {m.get('top1')}), skipped (--force re-runs)")
-        return
+            top1 = "" if m.get("top1") is None else f" (top-1 {m['top1']:.2f}%)"
+            log(f"[{step.id}] seed {seed}: {m['status']} earlier{top1}, skipped (--force re-runs)")
+        return {}
     if dist.is_main():
         fresh = _start_over(run_dir, key, force, (CHECKPOINT, "log.csv", "metrics.json"), log)
         if not fresh and (run_dir / CHECKPOINT).is_file():
@@ -233,19 +276,23 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
         write_json_atomic(run_dir / "run.json", {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
                                                  "train": asdict(cfg)})
     dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
-    base = {"key": key, "step": step.id, "label": step.label, "seed": seed, "profile": profile}
+    finished = finished_epochs(run_dir / CHECKPOINT)
+    base = {"key": key, "step": step.id, "label": recipe.label(step.id, profile), "seed": seed, "profile": profile}
     try:
         pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
-        progress.begin_run(f"{step.id} seed {seed}", cfg.epochs)
+        progress.begin_epochs(f"[{step.id}] seed {seed}", cfg.epochs, finished)
         result = train(spec, cfg, run_dir, seed, progress.engine_callbacks(), pretrained=pretrained)
-        metrics = {**base, "status": "done", **result, **pre}
+        wall = time.perf_counter() - began
+        metrics = {**base, "status": "done", **result, **pre,
+                   "epoch_wall_seconds": round(wall / (cfg.epochs - finished), 2) if cfg.epochs > finished else None}
         log(f"[{step.id}] seed {seed}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
-            f"in {result['train_seconds']:.0f}s ({result['train_images_per_s']} im/s)")
+            f"in {duration(wall)} ({result['train_images_per_s']} im/s)")
     except (Diverged, PretrainUnsupported) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"[{step.id}] seed {seed}: FAILED: {e}")
     if dist.is_main():
         write_json_atomic(metrics_path, metrics)
+    return metrics
 
 
 def _mend_log(run_dir: Path, epochs: int, log: Callable[[str], None]) -> None:
@@ -286,7 +333,8 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
             write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain),
                                                  "data": asdict(cfg.data)})
         dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
-        progress.begin_run(f"{step.id} seed {seed} {cfg.pretrain.method}", cfg.pretrain.epochs)
+        progress.begin_epochs(f"[{step.id}] seed {seed} {cfg.pretrain.method} pre-training", cfg.pretrain.epochs,
+                              finished_epochs(out / CHECKPOINT), training=False)
         pre = {"key": key, **pretrain(spec, cfg.pretrain, cfg.data, out, seed, progress.engine_callbacks())}
         if dist.is_main():
             write_json_atomic(metrics_path, pre)

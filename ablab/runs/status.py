@@ -3,13 +3,16 @@ results store alone."""
 
 from __future__ import annotations
 
+import csv
+import math
 from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 from ..recipe import Recipe
 from ..store.paths import Store
 from ..store.state import SUBMITTED_FILE, RunState, run_state
-from ..stats import MAX_SEEDS
+from ..stats import CONFIDENCE, MAX_SEEDS
 from ..store.summary import read_rows, read_summary, row_delta, row_top1, run_key
 
 
@@ -40,16 +43,59 @@ def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, .
 
 
 def step_table(summary: Path) -> list[str]:
-    """Per step, from summary.csv: top-1 (mean ± std), n, the paired change against the parent with its 95%
-    interval, the verdict and the seeds 80% power would need."""
+    """Per step, from summary.csv: its label, top-1 (mean ± std), n, the paired change against the parent with its
+    95% interval, the verdict, the seeds 80% power would need, and its status."""
     df = read_summary(summary)
-    table = [("step", "top-1", "n", "Δ vs parent [95% CI]", "verdict", "seeds for 80% power")]
+    table = [("step", "model", "top-1", "n", "Δ vs parent [95% CI]", "verdict", "seeds for 80% power", "status")]
     for i in df.index:
         delta = row_delta(df, i)
         n = df.at[i, "top1_n"]
         needed = df.at[i, "seeds_needed"]
-        table.append((df.at[i, "step"], row_top1(df, i), "" if n != n else str(int(n)),
+        table.append((df.at[i, "step"], df.at[i, "label"], row_top1(df, i), "" if n != n else str(int(n)),
                       "" if delta is None else f"{delta} vs {df.at[i, 'parent']}", df.at[i, "verdict"],
-                      "" if needed != needed else (f">{MAX_SEEDS}" if needed > MAX_SEEDS else str(int(needed)))))
+                      "" if needed != needed else (f">{MAX_SEEDS}" if needed > MAX_SEEDS else str(int(needed))),
+                      df.at[i, "status"]))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+
+
+def chance_warnings(recipe: Recipe, profile: str, store: Store) -> list[str]:
+    """A warning for each step whose top-1 is within noise of chance (100 / classes): its 95% interval over seeds
+    (Student's t), widened to at least two binomial standard errors of the validation set, holds chance. One
+    seed has no interval: within the two standard errors alone. A closing line when every trained step does."""
+    from scipy import stats
+
+    df = read_summary(store.summary(recipe.name, profile))
+    known = {step.id for step in recipe.steps}
+    trained = [i for i in df.index if df.at[i, "step"] in known and df.at[i, "top1"] == df.at[i, "top1"]]
+    out = []
+    for i in trained:
+        step, mean, std, n = df.at[i, "step"], df.at[i, "top1"], df.at[i, "top1_std"], df.at[i, "top1_n"]
+        n = 1 if n != n else int(n)
+        classes = recipe.spec(step, profile).num_classes
+        chance = 100 / classes
+        images = _val_images(recipe, profile, store, step)
+        binomial = 0.0 if images is None else 2 * 100 * math.sqrt(chance / 100 * (1 - chance / 100) / images)
+        spread = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 and std == std else 0.0
+        if images is None and not spread:
+            continue  # one seed on a validation set of unknown size: nothing to judge noise by
+        if abs(mean - chance) <= max(spread, binomial):
+            out.append(f"warning: step {step} ({df.at[i, 'label']}): top-1 {row_top1(df, i)} (n = {n}) is within "
+                       f"noise of chance, {chance:.1f}% for {classes} classes: it learned nothing measurable")
+    if len(out) == len(trained) > 1:
+        out.append("warning: every trained step is at chance: check the learning rate, the epochs and the data")
+    return out
+
+
+def _val_images(recipe: Recipe, profile: str, store: Store, step: str) -> Optional[int]:
+    """Images a run of `step` is evaluated on: the generated dataset's validation size, else what a finished run's
+    last log row counted (None when no run here says)."""
+    data = recipe.train_config(step, profile).data
+    if data.name == "shapetex":
+        return data.val_size
+    for seed in store.seeds_on_disk(recipe.name, profile, step):
+        log = store.seed_dir(recipe.name, profile, step, seed) / "log.csv"
+        rows = list(csv.DictReader(log.open(newline=""))) if log.is_file() else []
+        if rows and rows[-1].get("val_images"):
+            return int(rows[-1]["val_images"])
+    return None

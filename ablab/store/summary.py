@@ -1,10 +1,11 @@
 """summary.csv: one row per recipe step with what its runs wrote so far. The schema, its writer (from the run
 directories), its readers (raw rows to keep, a typed frame to report) and chain roots.
 
-Columns: the measurement (params, GFLOPs, throughput and how it was measured); training results over seeds: top-1
-mean, its sample std (blank for a single seed, never 0.0) and n, every seed's top-1, top-5; the paired change of
-top-1 against the parent (`ablab.stats`: mean, 95% interval, n, verdict, seeds needed for 80% power); hours, the
-seeds, a status; pre-training (HiViT Table 8); the design columns and the paper's numbers as the recipe cites them.
+Columns: the measurement (params, GFLOPs, throughput with its quartiles and rounds, how and on which machine it was
+measured, and whether the machine was busy); training results over seeds: top-1 mean, its sample std (blank for a
+single seed, never 0.0) and n, every seed's top-1, top-5; the paired change of top-1 against the parent
+(`ablab.stats`: mean, 95% interval, n, verdict, seeds needed for 80% power); hours, the seeds, a status;
+pre-training (HiViT Table 8); the design columns and the paper's numbers as the recipe cites them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 MEASURE_COLUMNS = [
     "step", "label", "parent", "transform", "params", "params_m", "gflops", "throughput", "throughput_batch",
     "device", "dtype", "compile", "channels_last", "peak_gmacs", "uncounted_ops",
+    # throughput's quartiles over its rounds and their number; the machine's fingerprint; 'idle' or 'busy: <why>'
+    "throughput_lo", "throughput_hi", "throughput_rounds", "machine", "load",
+    "classes",  # what the step's head tells apart: chance is 100 / classes
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top1_n", "top1_by_seed", "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n",
                  "verdict", "seeds_needed", "train_hours", "seeds", "status"]
@@ -41,9 +45,10 @@ FIDELITY_COLUMNS = ["params_x", "paper_params_x", "flops_x", "paper_flops_x", "d
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "peak_gmacs", "top1", "top1_std", "top1_n",
            "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "seeds_needed", "train_hours", "pretrain_hours",
-           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS)
+           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "throughput_lo", "throughput_hi",
+           "throughput_rounds", "classes")
 TEXT = ("step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
-        "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect")
+        "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect", "machine", "load")
 
 
 def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
@@ -60,9 +65,12 @@ def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
     return [root(s) for s in steps]
 
 
-def setting_label(device: str, dtype: str, compile: str = "none", channels_last: object = False) -> str:
-    """How a throughput figure was measured, in words, e.g. 'NVIDIA H100 80GB HBM3, fp16, channels_last'
-    ('' for an unmeasured step): figures with different labels come from different machines or settings."""
+def setting_label(device: str, dtype: str, compile: str = "none", channels_last: object = False, machine: str = "",
+                  load: str = "") -> str:
+    """How and where a throughput figure was measured, in words, e.g. 'NVIDIA H100 80GB HBM3, fp16, channels_last,
+    on node7 (AMD EPYC 9654, 192 CPUs)' ('' for an unmeasured step), with 'under load' for a figure taken while the
+    machine was busy. Figures with different labels come from different machines, settings or load states and never
+    form a ratio; one recorded before machines were fingerprinted names none, so it pairs with none that does."""
     if not device:
         return ""
     parts = [device, dtype or "dtype not recorded"]
@@ -70,6 +78,10 @@ def setting_label(device: str, dtype: str, compile: str = "none", channels_last:
         parts.append(f"compiled ({compile})")
     if str(channels_last) == "True":
         parts.append("channels_last")
+    if load.startswith("busy"):
+        parts.append("under load")
+    if machine:
+        parts.append(f"on {machine}")
     return ", ".join(parts)
 
 
@@ -86,7 +98,8 @@ def read_rows(path: Path) -> dict[str, dict[str, str]]:
 
 def read_summary(path: Path) -> pd.DataFrame:
     """summary.csv as a typed frame: numbers as floats (NaN where blank), text as str ('' where absent), paper
-    columns numeric, plus `root` (each step's chain root) and `setting` (how its throughput was measured).
+    columns numeric, plus `root` (each step's chain root) and `setting` (how, where and under what load its
+    throughput was measured: `setting_label`).
     Columns an older file lacks are added empty, so every reader sees one schema. ValueError for a file that is
     not a summary."""
     import pandas as pd
@@ -100,7 +113,7 @@ def read_summary(path: Path) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
     df["root"] = chain_roots(list(df["step"]), list(df["parent"]))
     df["setting"] = [setting_label(*values) for values in
-                     zip(df["device"], df["dtype"], df["compile"], df["channels_last"])]
+                     zip(df["device"], df["dtype"], df["compile"], df["channels_last"], df["machine"], df["load"])]
     return df
 
 
@@ -146,6 +159,7 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         if m is not None:
             row: dict[str, Any] = {c: m.get(c, "") for c in MEASURE_COLUMNS + list(DESIGN_COLUMNS)}
             row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
+            row["machine"] = m.get("fingerprint", "")  # metrics.json's `machine` is the device record
             row.update(_seed_summary(store, recipe, profile, step.id))
             if row["status"] == "measured" and before.get("status") not in (None, "missing", "measured"):
                 row.update({c: before.get(c, "") for c in TRAIN_COLUMNS + PRETRAIN_COLUMNS})  # trained elsewhere
@@ -155,6 +169,8 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
             row = {"step": step.id, "label": step.label, "parent": step.parent or "",
                    "transform": step.transform or "", "status": "missing"}
         row.update({f"paper_{k}": v for k, v in step.paper.items()})
+        row["classes"] = recipe.spec(step.id, profile).num_classes
+        row["label"] = recipe.label(step.id, profile)  # the recipe's label today, saying so under a shrink
         row.update(fidelity_columns(drifts.get(step.id)))
         if step.expect:
             row["expect"] = step.expect
