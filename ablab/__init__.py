@@ -7,7 +7,7 @@ The Python API (the `ablab` command line does the same from a shell)::
     print(ablab.measure(model).gflops)                    # params, FLOPs (and throughput when asked)
     spec = ablab.apply(ablab.spec("vit_b16", class_token=False, pool="avg"), "deepen_narrow", depth=24)
     recipe = ablab.load_recipe("recipes/vit_to_swin.yaml")
-    ablab.run(recipe, profile="cpu", steps=["o"])        # measure, train and evaluate into results/
+    ablab.run(recipe, profile="cpu", steps=["o"])        # measure, train and evaluate into runs/
 
 Importing ablab imports no torch; each function imports what it needs when called.
 """
@@ -88,7 +88,7 @@ def measure(spec_or_model: Union[ArchSpec, nn.Module], img_size: Optional[int] =
 
 
 def run(recipe: Union[Recipe, str, Path], profile: Optional[str] = None, steps: Optional[list[str]] = None,
-        seeds: Optional[tuple[int, ...]] = None, train: bool = True, results: Union[str, Path] = "results",
+        seeds: Optional[tuple[int, ...]] = None, train: bool = True, results: Union[str, Path] = "runs",
         force: bool = False, data_root: Optional[str] = None) -> Path:
     """`ablab run` from Python: measure every (selected) step and, with `train`, train and evaluate it with each
     seed (default: the profile's seeds, else 0) into `results`; returns the summary.csv path."""

@@ -13,14 +13,13 @@ import typer
 from .arch.describe import describe, describe_diff
 from .recipe import Recipe, RecipeError, load_recipe
 from .settings import ClusterConfig
-from .store.paths import Store
+from .store.paths import REFERENCE, RUNS, Store
 from .transforms import TRANSFORMS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
-RESULTS = typer.Option(Path("results"), "--results", help="Results directory.")
+RESULTS = typer.Option(RUNS, "--results", help=f"Results directory (the lab's committed reference is {REFERENCE}/).")
 CLUSTER = "Cluster (--executor submitit; overrides the recipe's cluster: block)"
-GENERATED = {"shapetex"}  # datasets made in memory: a data root means nothing to them
 
 
 def _fail(lines: list[str], code: int = 2) -> None:
@@ -205,11 +204,6 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     except ValueError:
         _fail([f"error: --seeds: expected distinct comma-separated integers in [0, 2**31), got '{seeds}'"])
     ids = chosen or [s.id for s in r.steps]
-    generated = sorted({r.train_config(s, profile).data.name for s in ids} & GENERATED)
-    if data_root is not None and generated:
-        _fail([f"error: --data-root {data_root}: profile '{profile}' of {r.path} trains on {', '.join(generated)}, "
-               "a dataset generated in memory that reads nothing from disk; drop --data-root, or choose a profile "
-               f"whose dataset loads from one ({', '.join(_disk_profiles(r)) or 'this recipe has none'})"])
     cluster = dataclasses.replace(r.cluster, **overrides) if overrides is not None else None
     if cluster is not None and cluster.problems():
         _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
@@ -256,11 +250,6 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
             run_attention_variance(r, profile, store, force, data_root, log=typer.echo)
         except StudyError as e:
             typer.echo(f"attention variance: not computed: {e}")
-
-
-def _disk_profiles(r: Recipe) -> list[str]:
-    """The profiles of `r` whose dataset loads from a directory (where --data-root means something)."""
-    return [name for name, prof in r.profiles.items() if prof.train.data.name not in GENERATED]
 
 
 def _closing(r: Recipe, profile: str, store: Store, summary: Path) -> None:
@@ -328,11 +317,14 @@ def status(
 
 @app.command()
 def report(
-    path: Path = typer.Argument(Path("results"), help="Results directory, one recipe/profile in it, or a recipe file."),
+    path: Path = typer.Argument(RUNS, help="Results directory, one recipe/profile in it, or a recipe file."),
     results: Path = RESULTS,
     columns: Optional[str] = typer.Option(
         None, "--columns", help="Table columns, comma-separated names or aliases in the order wanted (e.g. "
         "step,model,gflops,top1,delta); default: every informative column in md/csv, a compact set in tex."),
+    reference: Optional[Path] = typer.Option(
+        REFERENCE, "--reference", help="The lab's committed results: their top-1 goes beside yours in a column of "
+        "its own (never into your rows, ratios or figures); ignored where it is the directory reported."),
 ) -> None:
     """Regenerate tables (md, csv, tex) and figures (png, pdf) from what runs wrote under PATH; the results root
     also gets the cross-recipe overview."""
@@ -351,7 +343,7 @@ def report(
         for profile in [p for p in r.profiles if store.profile_dir(r.name, p).is_dir()]:
             write_summary(r, profile, store)
     try:
-        for line in regenerate(path, chosen):
+        for line in regenerate(path, chosen, reference):
             typer.echo(line)
     except ReportError as e:
         _fail([f"error: {e}"])

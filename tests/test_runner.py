@@ -3,9 +3,12 @@
 import csv
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+import ablab
 from ablab.cli import app
+from ablab.runs.preflight import PreflightError
 
 from .conftest import TINY_BASE
 
@@ -132,9 +135,12 @@ def test_a_data_root_for_a_generated_dataset_is_an_error_before_any_work(write_r
     recipe = write_recipe(TINY)  # trains on the default dataset, ShapeTex
     result = invoke("run", recipe, "--data-root", tmp_path, "--results", tmp_path / "results")
     assert result.exit_code == 2
-    assert (f"error: --data-root {tmp_path}: profile 'small' of {recipe} trains on shapetex, a dataset generated in "
-            "memory that reads nothing from disk") in result.output
+    assert (f"error: --data-root {tmp_path}: {recipe}: profile 'small' trains on shapetex, a dataset generated in "
+            "memory that reads nothing from disk") in " ".join(result.output.split())
     assert not (tmp_path / "results").exists()  # nothing measured, nothing written
+    with pytest.raises(PreflightError, match="a dataset generated in memory"):  # the Python API alike
+        ablab.run(recipe, train=False, results=tmp_path / "results", data_root=str(tmp_path))
+    assert not (tmp_path / "results").exists()
 
 
 def test_transforms_validate_show(write_recipe):
@@ -153,3 +159,26 @@ def test_paper_profile_tables_compare_sizes_with_the_paper(write_recipe, tmp_pat
     assert invoke("report", results).exit_code == 0
     md = (results / "tiny/paper/table.md").read_text()
     assert "paper Params (M)" in md and "diff Params (M)" in md and "diff GFLOPs" in md
+
+
+def test_runs_go_to_runs_and_the_reference_stays_apart(write_recipe, tmp_path, monkeypatch):
+    """By default a run writes runs/ (kept out of git), never the committed results/; the report shows the
+    reference's top-1 in a column of its own and takes none of its rows, ratios or statuses."""
+    recipe = write_recipe(TINY)
+    reference = tmp_path / "results/tiny/small/summary.csv"
+    reference.parent.mkdir(parents=True)
+    committed = ("step,label,parent,throughput,device,dtype,top1,top1_std,top1_n,top1_by_seed,seeds,status\n"
+                 "o,tiny ViT,,9999.0,cpu (2 threads),fp32,61.5,1.25,2,0:60.6 1:62.4,0 1,done\n")
+    reference.write_text(committed)
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", recipe, "--measure-only").exit_code == 0
+    assert reference.read_text() == committed  # the reference is not touched
+    ours = tmp_path / "runs/tiny/small"
+    rows = {row["step"]: row for row in csv.DictReader((ours / "summary.csv").open())}
+    assert rows["o"]["top1"] == "" and rows["o"]["status"] == "measured" and rows["o"]["throughput"] != "9999.0"
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader((ours / "table.csv").open()))
+    assert [r["reference top-1"] for r in table] == ["61.50 ± 1.25", "", ""]
+    assert "top-1" not in table[0] and all("9999" not in value for r in table for value in r.values())
+    assert reference.read_text() == committed and not (tmp_path / "results/tiny/small/table.md").exists()

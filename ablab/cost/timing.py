@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..numbers import significant
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -39,13 +41,8 @@ class Spread:
     def text(self, unit: str) -> str:
         """'4.35 im/s (quartiles 4.20, 4.51; 5 rounds)': the median with its interquartile range and n."""
         if self.n == 1:
-            return f"{_short(self.median)} {unit} (1 round)"
-        return f"{_short(self.median)} {unit} (quartiles {_short(self.lo)}, {_short(self.hi)}; {self.n} rounds)"
-
-
-def _short(x: float) -> str:
-    """Three significant digits, at least one decimal: 4.35, 143.2, 2431.0."""
-    return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x)))) if x else 1}f}"
+            return f"{significant(self.median)} {unit} (1 round)"
+        return f"{significant(self.median)} {unit} (quartiles {significant(self.lo)}, {significant(self.hi)}; {self.n} rounds)"
 
 
 def timed_rounds(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float,

@@ -64,6 +64,7 @@ COLUMNS = (
     Column("pretrain", "pretrain"),
     Column("pt_epoch_s", "pt s/epoch", ("pretrain_epoch_seconds",), significant),
     Column("pt_peak_mb", "pt peak MB", ("pretrain_peak_mb",), integer),
+    Column("ref_top1", "reference top-1", ("reference",), numeric=True),
     Column("paper_top1", "paper top-1", (), cited),
     Column("paper_miou", "paper mIoU", (), cited),
     Column("status", "status"),

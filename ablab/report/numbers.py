@@ -3,22 +3,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
+from ..numbers import significant
+
 MINUS = "\u2212"  # the typographic minus sign; the ASCII hyphen-minus stays in CSV files
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """`value` to `digits` significant digits without exponent, keeping every integer digit and trailing zeros:
-    0.006489936 -> '0.00649', 0.349882 -> '0.350', 86.57 -> '86.6', 8675.3 -> '8675', -0.0342 -> '-0.0342'."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
-    text = f"{value:.{decimals}f}"
-    if len(text.lstrip("-").replace(".", "").lstrip("0")) > digits and decimals > 0:  # 0.9996 rounds up to 1.000
-        text = f"{value:.{decimals - 1}f}"
-    return text
 
 
 def fixed(decimals: int) -> Callable[[float], str]:

@@ -20,10 +20,12 @@ class ReportError(Exception):
     """Nothing to report from: says what was looked for and what to run."""
 
 
-def regenerate(path: Path, columns: Optional[Sequence[Column]] = None) -> Iterator[str]:
+def regenerate(path: Path, columns: Optional[Sequence[Column]] = None,
+               reference: Optional[Path] = None) -> Iterator[str]:
     """Write tables and figures beside each <recipe>/<profile>/summary.csv under `path`, and the cross-recipe
     overview when `path` holds several recipes; yields what it prints. `columns` for every table, else each
-    output's default (Markdown and CSV: all informative columns; LaTeX: a compact set)."""
+    output's default (Markdown and CSV: all informative columns; LaTeX: a compact set). `reference`: a results
+    root whose <recipe>/<profile>/summary.csv gives each table a 'reference top-1' column."""
     summaries = find_summaries(path) if path.is_dir() else []
     if not summaries:
         raise ReportError(
@@ -33,7 +35,7 @@ def regenerate(path: Path, columns: Optional[Sequence[Column]] = None) -> Iterat
     readable = []
     for summary in summaries:
         try:
-            table = write_tables(summary, columns)
+            table = write_tables(summary, columns, reference_summary(summary, reference))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as e:
             yield f"skipped {summary}: not a summary written by `ablab run` ({type(e).__name__}: {e})\n"
             continue
@@ -46,6 +48,15 @@ def regenerate(path: Path, columns: Optional[Sequence[Column]] = None) -> Iterat
         yield f"wrote {', '.join(str(p) for p in written)}\n"
     if len({s.parent.parent for s in readable}) > 1:
         yield from _overview(readable, path, columns)
+
+
+def reference_summary(summary: Path, reference: Optional[Path]) -> Optional[Path]:
+    """The reference root's summary of the same recipe and profile as `summary`, when it has one and it is not
+    `summary` itself."""
+    if reference is None:
+        return None
+    other = reference / summary.parent.parent.name / summary.parent.name / summary.name
+    return other if other.is_file() and other.resolve() != summary.resolve() else None
 
 
 def _overview(summaries: list[Path], root: Path, columns: Optional[Sequence[Column]]) -> Iterator[str]:

@@ -36,9 +36,10 @@ def find_summaries(root: Path) -> list[Path]:
     return sorted(root.rglob("summary.csv"))
 
 
-def build_table(summary: Path) -> Table:
+def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
     """One row per step: the design columns, then ours | paper | difference; throughput in one column per
-    measurement setting (device, precision, machine), so no column mixes machines."""
+    measurement setting (device, precision, machine), so no column mixes machines. `reference`: another results
+    root's summary of the same recipe and profile (the lab's committed one), whose top-1 goes in a column of its own."""
     df = read_summary(summary)
     recipe, profile = summary.parent.parent.name, summary.parent.name
     out = pd.DataFrame({header("step"): df["step"], header("model"): df["label"]})
@@ -69,6 +70,8 @@ def build_table(summary: Path) -> Table:
         out = _with_training(out, df)
         if not top5_informative(df["top5"], classes(summary, df)):
             hidden.append(header("top5"))
+    if reference is not None:
+        out[header("ref_top1")] = _reference_top1(df, reference)
     for name in PAPER_ONLY:
         if f"paper_{name}" in df:
             out[header(f"paper_{name}")] = df[f"paper_{name}"]
@@ -114,6 +117,13 @@ def _with_training(out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
         out[header("pt_epoch_s")] = df["pretrain_epoch_seconds"]
         out[header("pt_peak_mb")] = df["pretrain_peak_mb"]
     return out
+
+
+def _reference_top1(df: pd.DataFrame, reference: Path) -> list[str]:
+    """Each step's top-1 in the reference summary, as 'mean ± std' ('' where it has none or lacks the step)."""
+    ref = read_summary(reference)
+    by_step = {step: row_top1(ref, i) for i, step in zip(ref.index, ref["step"])}
+    return [by_step.get(step, "") for step in df["step"]]
 
 
 def _pair(ours: float, paper: float) -> str:
@@ -189,9 +199,10 @@ def write_table_files(stem: Path, table: Table, columns: Optional[Sequence[Colum
     return paths
 
 
-def write_tables(summary: Path, columns: Optional[Sequence[Column]] = None) -> Table:
-    """Write table.md, table.csv and table.tex beside `summary`."""
-    table = build_table(summary)
+def write_tables(summary: Path, columns: Optional[Sequence[Column]] = None,
+                 reference: Optional[Path] = None) -> Table:
+    """Write table.md, table.csv and table.tex beside `summary` (with `reference`'s top-1 beside ours)."""
+    table = build_table(summary, reference)
     write_table_files(summary.parent / "table", table, columns)
     return table
 

@@ -8,6 +8,8 @@ from typing import Optional
 from ..recipe import Recipe
 from ..settings import Setting
 
+GENERATED = {"shapetex"}  # datasets made in memory: a data root means nothing to them
+
 
 class PreflightError(ValueError):
     """A run that cannot start; the message says what and where."""
@@ -23,6 +25,12 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     from ..cost.throughput import MeasureError, resolve_setting
 
     where = f"{recipe.path}: profile '{profile}'"
+    generated = sorted({recipe.train_config(s, profile).data.name for s in steps} & GENERATED)
+    if data_root is not None and generated:
+        disk = [name for name, prof in recipe.profiles.items() if prof.train.data.name not in GENERATED]
+        raise PreflightError(f"--data-root {data_root}: {where} trains on {', '.join(generated)}, a dataset generated "
+                             "in memory that reads nothing from disk; drop --data-root, or choose a profile whose "
+                             f"dataset loads from one ({', '.join(disk) or 'this recipe has none'})")
     try:
         if measure_here:
             setting = resolve_setting(recipe.profiles[profile].measure)

@@ -34,6 +34,7 @@ from ..cost.throughput import MachineBusy, measure_throughput, resolve_setting
 from ..cost.timing import Spread
 from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
+from ..numbers import significant
 from ..settings import Setting, TrainConfig
 from ..store.keys import measure_key, pretrain_key, train_key
 from ..store.lock import Locked, RunLock
@@ -212,7 +213,8 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-    log(f"[{step.id}] {step.label}: {measured['params_m']:.2f}M params, {measured['gflops']:.2f} GFLOPs, "
+    log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(measured['params_m'])}M params, "
+        f"{significant(measured['gflops'])} GFLOPs, "
         f"{_speed(step, measured, setting)}; not counted: {uncounted or 'nothing'}")
 
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+# Your runs go to RUNS (kept out of git); REFERENCE holds the lab's committed results, which `ablab report` shows
+# beside yours, never merged into one row, ratio or axis. Maintainers regenerate it with `--results results`.
+RUNS = Path("runs")
+REFERENCE = Path("results")
 SUMMARY_FILE = "summary.csv"
 SEED_PREFIX = "seed"
 # Recipe names, profile names and step ids become directory names: letters, digits, then also _ . ' + -,
