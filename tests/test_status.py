@@ -15,10 +15,7 @@ from .conftest import TINY_BASE
 
 RECIPE = """
 name: fixture
-base:
-  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
-         stages: [{depth: 2, dim: 32, heads: 2}]}
-profiles:
+""" + TINY_BASE + """profiles:
   small:
     train: {epochs: 2}
 steps:
@@ -142,10 +139,7 @@ steps:
 
 CHANCE = """
 name: chance
-base:
-  spec: {img_size: 32, patch_size: 8, num_classes: 10, class_token: false, pool: avg,
-         stages: [{depth: 2, dim: 32, heads: 2}]}
-profiles:
+""" + TINY_BASE + """profiles:
   small:
     scale: {img_size: 32, width: 0.5}
     train: {epochs: 2}
