@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 from ..cost.efficiency import hardware_efficiency
 from ..store import summary as schema
 from .dataset import classes
-from .numbers import significant
 
 MAX_LABEL = 40  # characters of "id: label" before it is cut with "…"
 GAIN, LOSS, FLAT = "#1a7f37", "#cf222e", "0.35"  # top-1 change colours; LOSS also marks invalid figures
@@ -88,11 +87,6 @@ def short(text: str, limit: int = MAX_LABEL) -> str:
 def step_name(step: str, label: str, limit: int = MAX_LABEL) -> str:
     """'a: (o) + Depth', cut to `limit` characters; the id alone where there is no label."""
     return short(f"{step}: {label}" if label and label != step else step, limit)
-
-
-def rate(value: float) -> str:
-    """Images/s as a label prints them: 877.81 -> '878', 4718 -> '4,718', 54.05 -> '54.0'."""
-    return f"{value:,.0f}" if value >= 100 else significant(value)
 
 
 def percent(share: float) -> str:

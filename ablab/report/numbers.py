@@ -29,9 +29,10 @@ def integer(value: float) -> str:
     return f"{value:.0f}"
 
 
-def rate(value: float) -> str:
-    """Images/s: whole numbers from 100 up (8675), else 3 significant digits (4.69)."""
-    return f"{value:.0f}" if abs(value) >= 100 else significant(value)
+def rate(value: float, grouped: bool = False) -> str:
+    """Images/s: whole numbers from 100 up (8675, or 8,675 `grouped` as figure labels print them), else 3
+    significant digits (4.69)."""
+    return f"{value:{',' if grouped else ''}.0f}" if abs(value) >= 100 else significant(value)
 
 
 def display_minus(text: str) -> str:

@@ -18,7 +18,8 @@ from matplotlib.text import Text
 
 from ..stats import CONFIDENCE
 from ..store.summary import row_delta
-from .figure_data import FLAT, VERDICT_COLORS, Summary, rate, seeds_n, short, step_name
+from .figure_data import FLAT, VERDICT_COLORS, Summary, seeds_n, short, step_name
+from .numbers import rate
 from .measured import alike_root, idle, plausible, spread
 
 DPI = 150
@@ -127,7 +128,7 @@ def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> tuple[list[
             ax.errorbar(ratio[i], i, xerr=[[max(ratio[i] - low, 0.0)], [max(high - ratio[i], 0.0)]], fmt="none",
                         ecolor="0.15", elinewidth=0.9, capsize=2.5)
             end = max(high, end)
-        words = f"{ratio[i]:.2f}×  ({rate(row['throughput'])} im/s)"
+        words = f"{ratio[i]:.2f}×  ({rate(row['throughput'], grouped=True)} im/s)"
         if paper[i] > 0:  # the text follows the paper's marker, never covers it, and says which number it is
             end, words = max(end, paper[i]), f"{words}; paper {paper[i]:.2f}×"
         text = ax.annotate(words, (end, i), xytext=(6, 0),

@@ -198,7 +198,7 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     metrics_path = out / "metrics.json"
     if not force and _current(metrics_path, key, log):
         busy = str(read_json(metrics_path).get("load", "")).startswith("busy")
-        log(f"[{step.id}] {step.label}: measurements unchanged, skipped ("
+        log(f"[{step.id}] {recipe.label(step.id, profile)}: measurements unchanged, skipped ("
             + ("taken while the machine was busy; " if busy else "") + "--force re-measures)")
         return
     start = time.perf_counter()
