@@ -89,9 +89,10 @@ def measure(spec_or_model: Union[ArchSpec, nn.Module], img_size: Optional[int] =
 
 def run(recipe: Union[Recipe, str, Path], profile: Optional[str] = None, steps: Optional[list[str]] = None,
         seeds: Optional[tuple[int, ...]] = None, train: bool = True, results: Union[str, Path] = "runs",
-        force: bool = False, data_root: Optional[str] = None) -> Path:
-    """`ablab run` from Python: measure every (selected) step and, with `train`, train and evaluate it with each
-    seed (default: the profile's seeds, else 0) into `results`; returns the summary.csv path."""
+        force: bool = False, data_root: Optional[str] = None, throughput: bool = True) -> Path:
+    """`ablab run` from Python: measure every (selected) step (params and FLOPs, and throughput unless told not
+    to) and, with `train`, train and evaluate it with each seed (default: the profile's seeds, else 0) into
+    `results`; returns the summary.csv path."""
     from .runs.preflight import preflight
     from .runs.runner import default_profile, run_recipe
     from .store.paths import Store
@@ -101,6 +102,7 @@ def run(recipe: Union[Recipe, str, Path], profile: Optional[str] = None, steps: 
     if profile not in r.profiles:
         raise KeyError(f"{r.path}: no profile '{profile}'; this recipe has: {', '.join(r.profiles)}")
     chosen = steps or [s.id for s in r.steps]
-    preflight(r, profile, chosen, data_root, 1, train, measure_here=True)
+    preflight(r, profile, chosen, data_root, 1, train, measure_here=throughput)
     return run_recipe(r, profile, Store(Path(results)), chosen, force, train_steps=train,
-                      seeds=tuple(seeds or r.profiles[profile].seeds or (0,)), data_root=data_root)
+                      seeds=tuple(seeds or r.profiles[profile].seeds or (0,)), data_root=data_root,
+                      throughput=throughput)

@@ -1,4 +1,4 @@
-"""The `ablab` command line: transforms, validate, show, run, status, report, bench. It parses arguments and
+"""The `ablab` command line: transforms, validate, show, run, status, report, paper, bench. It parses arguments and
 prints; the work is done below it."""
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ def run(
     recipes: list[Path] = typer.Argument(..., help="One or more recipe files, run one after the other."),
     profile: Optional[str] = typer.Option(None, help="Profile to run (default: paper on CUDA, else the CPU one)."),
     measure_only: bool = typer.Option(False, "--measure-only", help="Measure params, FLOPs and throughput only."),
+    no_throughput: bool = typer.Option(False, "--no-throughput", help="Leave throughput out of the measurement: "
+                                       "params and FLOPs take seconds where timing paper-scale models takes minutes."),
     steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean "
                                         "± std; default: the profile's seeds, else 0)."),
@@ -162,6 +164,8 @@ def run(
                                        tasks_per_node=tasks_per_node, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
                                        timeout_min=timeout_min, array_parallelism=array_parallelism).items()
                  if v is not None}
+    if executor == "submitit" and no_throughput:
+        _fail(["error: --no-throughput: params and FLOPs take seconds; measure them here (--executor local)"])
     if executor == "local" and (overrides or wait):
         given = [f"--{k.replace('_', '-')}" for k in overrides] + (["--wait"] if wait else [])
         _fail([f"error: {', '.join(given)}: cluster options apply to --executor submitit only"])
@@ -171,7 +175,7 @@ def run(
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops as Ctrl-C does
     for r in loaded:
         _run_one(r, profile, measure_only, steps, seeds, data_root, force, results,
-                 overrides if executor == "submitit" else None, wait, wait_locks)
+                 overrides if executor == "submitit" else None, wait, wait_locks, throughput=not no_throughput)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -180,7 +184,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
              data_root: Optional[str], force: bool, results: Path, overrides: Optional[dict[str, Any]],
-             wait: bool, wait_locks: bool) -> None:
+             wait: bool, wait_locks: bool, throughput: bool = True) -> None:
     """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `overrides` (the command line's
     cluster options over the recipe's cluster: block) is given."""
     import dataclasses
@@ -209,7 +213,8 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         _fail([f"error: cluster {name}: {message}" for name, message in cluster.problems()])
     world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
     try:  # jobs measure on their own nodes, so only a local run checks this machine's measurement
-        preflight(r, profile, ids, data_root, world, train=not measure_only, measure_here=cluster is None)
+        preflight(r, profile, ids, data_root, world, train=not measure_only,
+                  measure_here=cluster is None and throughput)
     except PreflightError as e:
         _fail([f"error: {e}"])
     store = Store(results)
@@ -225,7 +230,8 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         progress = RunProgress(enabled=sys.stdout.isatty(), log=typer.echo, plan=plan)
         try:
             summary = run_recipe(r, profile, store, chosen, force, log=progress.print, train_steps=not measure_only,
-                                 seeds=seed_list, data_root=data_root, progress=progress, wait_locks=wait_locks)
+                                 seeds=seed_list, data_root=data_root, progress=progress, wait_locks=wait_locks,
+                                 throughput=throughput)
         except KeyboardInterrupt:
             _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
                    "resume"], code=130)
@@ -347,6 +353,69 @@ def report(
             typer.echo(line)
     except ReportError as e:
         _fail([f"error: {e}"])
+
+
+@app.command()
+def paper(
+    name: str = typer.Argument(..., help="A paper (hivit, hiera, greenmim, hvt), or 'list' for what of every paper "
+                               "the recipes regenerate."),
+    which: Optional[str] = typer.Argument(None, help="With 'list': one paper only."),
+    table: Optional[str] = typer.Option(None, "--table", help="Only these tables, comma-separated (e.g. 3,9)."),
+    figure: Optional[str] = typer.Option(None, "--figure", help="Only these figures, comma-separated (e.g. 1)."),
+    profile: str = typer.Option("cpu", help="Profile of each recipe to run (paper: the papers' scale)."),
+    train: Optional[bool] = typer.Option(None, "--train/--measure-only", help="Train the steps, or only measure "
+                                         "them (default: train a shrunk profile, only measure at paper scale, where "
+                                         "training takes GPU-days)."),
+    no_throughput: bool = typer.Option(False, "--no-throughput", help="Params and FLOPs only: seconds, not minutes."),
+    data_root: Optional[str] = typer.Option(None, help="Dataset directory (e.g. CIFAR-100 for a cifar100 profile)."),
+    force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
+    recipes: Path = typer.Option(Path("recipes"), "--recipes", help="Where the recipes are (searched recursively)."),
+    results: Path = RESULTS,
+) -> None:
+    """Regenerate a paper's tables and figures from the recipes that declare them (`regenerates:`), each in the
+    paper's own layout with our numbers beside the paper's, into <results>/papers/<paper>/<profile>/."""
+    from .paper.catalogue import papers
+    from .paper.run import listing, load_all, regenerate, select, write_outputs
+    from .report.table import to_markdown
+    from .runs.preflight import PreflightError
+
+    known = sorted(papers())
+    if name != "list" and name not in known:
+        _fail([f"error: no paper '{name}'; choose from {', '.join(known)} or 'list'"])
+    if which is not None and (name != "list" or which not in known):
+        _fail([f"error: '{which}': only 'ablab paper list PAPER' takes a second argument, a paper of "
+               f"{', '.join(known)}"])
+    if not recipes.is_dir():
+        _fail([f"error: --recipes {recipes}: no such directory"])
+    try:
+        loaded = load_all(recipes)
+    except RecipeError as e:
+        _fail(["error: invalid recipe", *e.errors])
+    if name == "list":
+        typer.echo(to_markdown(listing(loaded, which)))
+        return
+    only = [f"table{t.strip()}" for t in table.split(",")] if table else []
+    only += [f"figure{f.strip()}" for f in figure.split(",")] if figure else []
+    known_items = {item.id for item in papers()[name].items}
+    unknown = [i for i in only if i not in known_items]
+    if unknown:
+        _fail([f"error: {name} has no {', '.join(unknown)}; it has {', '.join(sorted(known_items))}"])
+    chosen = select(loaded, name, only or None)
+    if not chosen:
+        _fail([f"error: no recipe under {recipes} regenerates {', '.join(only) or name}; `ablab paper list {name}` "
+               "says what is missing"])
+    try:
+        tables = regenerate(chosen, profile, results, train, not no_throughput, data_root, force, typer.echo)
+    except PreflightError as e:
+        _fail([f"error: {e}"])
+    except KeyboardInterrupt:
+        _fail(["interrupted: finished work is kept; run the same command to resume"], code=130)
+    if not tables:
+        _fail([f"error: none of the recipes regenerating {name} has a profile '{profile}'"])
+    for o in tables:
+        typer.echo(to_markdown(o.table))
+    for path in write_outputs(tables, results / "papers" / name / profile):
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

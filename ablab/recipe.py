@@ -16,6 +16,8 @@ from typing import Any, Optional
 from .arch.presets import PRESETS, preset_spec
 from .arch.shrink import shrink
 from .arch.spec import ArchSpec, SpecError, check
+from .mim.spec import pretrain_spec
+from .paper.section import Section, load_sections
 from .schema import Problems, SchemaError, did_you_mean, load
 from .store.paths import identifier_problem
 from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig, units_per_side,
@@ -23,9 +25,9 @@ from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, T
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, SourceError, load_source
 
-PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "miou")
-TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster")
-STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "expect")
+PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "top5", "miou")
+TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster", "regenerates")
+STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "train_at", "expect")
 EXPECT = ("better", "worse")  # a calibration step's expected verdict against its parent
 PROFILE_KEYS = ("scale", "num_classes", "measure", "train", "seeds")
 ANALYSIS_KEYS = ("attention_variance",)
@@ -49,6 +51,17 @@ class Step:
     # overrides of the profile's training settings; `pretrain` holds only the fields the step sets, over the
     # profile's pre-training, or None to turn it off
     train: dict[str, Any] = field(default_factory=dict)
+    # more overrides at one profile only (profile -> overrides), over `train`: a mask unit or an epoch count in
+    # that profile's own terms
+    train_at: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def overrides(self, profile: str) -> dict[str, Any]:
+        """The step's training overrides at `profile`: `train`, then `train_at[profile]` (nested blocks merged)."""
+        out = dict(self.train)
+        for name, value in self.train_at.get(profile, {}).items():
+            both = isinstance(value, dict) and isinstance(out.get(name), dict)
+            out[name] = {**out[name], **value} if both else value
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class Recipe:
     specs: dict[str, ArchSpec] = field(repr=False)  # paper-scale spec of every step
     attention_variance: Optional[AttentionVarianceStudy] = None  # from `analysis: {attention_variance: ...}`
     cluster: ClusterConfig = ClusterConfig()  # what `ablab run --executor submitit` asks for per job
+    regenerates: tuple[Section, ...] = ()  # the paper tables and figures its steps regenerate (`ablab paper`)
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -88,11 +102,24 @@ class Recipe:
         return shrink(self.specs[step_id], prof.scale, prof.num_classes)
 
     def train_config(self, step_id: str, profile: str, data_root: Optional[str] = None) -> TrainConfig:
-        """The profile's training settings with the step's overrides (and a data root from the CLI)."""
-        cfg = step_train_config(self.profiles[profile].train, self.step(step_id).train)
+        """The profile's training settings with the step's overrides (and a data root from the CLI); pre-training's
+        `set` windows, given at paper scale like the rest of the recipe, as the profile's shrink scales them."""
+        cfg = step_train_config(self.profiles[profile].train, self.step(step_id).overrides(profile))
         if data_root is not None:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
+        if cfg.pretrain is not None and cfg.pretrain.set and self.profiles[profile].scale is not None:
+            cfg = dataclasses.replace(cfg, pretrain=self._shrunk_set(step_id, profile, cfg.pretrain))
         return cfg
+
+    def _shrunk_set(self, step_id: str, profile: str, pre: PretrainConfig) -> PretrainConfig:
+        """`pre` with its `set` windows replaced by what the shrink makes of them: the windows of the shrunk
+        pre-training spec wherever they differ from the shrunk fine-tuning spec's."""
+        prof = self.profiles[profile]
+        pretraining = shrink(pretrain_spec(self.specs[step_id], pre), prof.scale, prof.num_classes)
+        tuned = self.spec(step_id, profile)
+        windows = {f"stages.{i}.window": a.window for i, (a, b) in enumerate(zip(pretraining.stages, tuned.stages))
+                   if a.window != b.window}
+        return dataclasses.replace(pre, set=windows)
 
 
 def step_train_config(profile_train: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -120,17 +147,20 @@ def load_recipe(path: str | Path) -> Recipe:
     data = src.data
     if not isinstance(data, dict):
         raise RecipeError([f"{src.path}:1: a recipe is a mapping with {', '.join(TOP_KEYS)}"])
-    _known(p, data, (), TOP_KEYS)
+    p.unknown((), data, TOP_KEYS)
     name = data.get("name")
     problem = identifier_problem(name, "recipe name")
     if problem:
         p.add(("name",), problem)
     base = _base(p, data["base"], ("base",)) if "base" in data else None
     profiles = _profiles(p, data.get("profiles"))
-    steps, broken = _steps(p, data.get("steps"), "base" in data)
+    steps, broken = _steps(p, data.get("steps"), "base" in data, list(profiles))
     study = _analysis(p, data["analysis"], [s.id for s, _ in steps]) if "analysis" in data else None
     cluster = _load(p, ClusterConfig, data.get("cluster") or {}, ("cluster",)) or ClusterConfig()
     specs = _resolve(p, steps, base, broken)
+    sections = (load_sections(p, src, data["regenerates"],
+                              {s.id: (s.label, s.paper, ("steps", i, "paper")) for i, (s, _) in enumerate(steps)})
+                if "regenerates" in data else ())
     settings_ok = not len(p)
     _check_profiles(p, specs, profiles)
     if settings_ok:
@@ -139,14 +169,7 @@ def load_recipe(path: str | Path) -> Recipe:
         _check_study(p, study, specs, profiles)
     p.raise_if_any(RecipeError)
     return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
-                  src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster)
-
-
-def _known(p: Problems, value: dict, key: Key, allowed: tuple[str, ...]) -> None:
-    """An error for every key of `value` not in `allowed`."""
-    for k in value:
-        if k not in allowed:
-            p.add(key + (k,), f"unknown field '{k}'; {did_you_mean(k, allowed)}")
+                  src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster, sections)
 
 
 def _load(p: Problems, hint: Any, value: Any, key: Key) -> Any:
@@ -161,7 +184,7 @@ def _base(p: Problems, value: Any, key: Key) -> Optional[ArchSpec]:
     if not isinstance(value, dict) or ("preset" in value) == ("spec" in value):
         p.add(key, "base needs exactly one of 'preset: NAME' (with optional 'set: {field: value}') or 'spec: {...}'")
         return None
-    _known(p, value, key, ("preset", "set", "spec"))
+    p.unknown(key, value, ("preset", "set", "spec"))
     if "spec" in value:
         return _load(p, ArchSpec, value["spec"], key + ("spec",))
     name = value["preset"]
@@ -194,17 +217,19 @@ def _profiles(p: Problems, value: Any) -> dict[str, Profile]:
         if not isinstance(body, dict):
             p.add(k, "a profile is a mapping with scale, num_classes, measure")
             continue
-        _known(p, body, k, PROFILE_KEYS)
+        p.unknown(k, body, PROFILE_KEYS)
         scale = _load(p, Scale, body["scale"], k + ("scale",)) if "scale" in body else None
         measure = _load(p, Measure, body.get("measure") or {}, k + ("measure",))
         train = _load(p, TrainConfig, body.get("train") or {}, k + ("train",))
         classes = _load(p, int, body["num_classes"], k + ("num_classes",)) if "num_classes" in body else None
-        known = train.data.num_classes if train is not None else None
+        trains = "train" in body  # a profile without `train:` only measures: no dataset decides its head
+        known = train.data.num_classes if train is not None and trains else None
         if classes is not None and known is not None and classes != known:
             p.add(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
         seeds = _seeds(p, body["seeds"], k + ("seeds",), 1) if "seeds" in body else ()
         if len(p) == before:
-            out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds)
+            out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds,
+                                     trains)
     return out
 
 
@@ -222,7 +247,8 @@ def _seeds(p: Problems, value: Any, key: Key, least: int) -> tuple[int, ...]:
     return seeds
 
 
-def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Optional[ArchSpec]]], set[str]]:
+def _steps(p: Problems, value: Any, has_base: bool,
+           profiles: list[str]) -> tuple[list[tuple[Step, Optional[ArchSpec]]], set[str]]:
     """Every step with its own `base:` (if any), and the ids of steps whose definition has an error."""
     if not isinstance(value, list) or not value:
         p.add(("steps",), "steps: a non-empty list of steps is required")
@@ -235,7 +261,7 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
             p.add(k, "a step is a mapping with id, label, transform, params, from, base, paper, note")
             continue
         before = len(p)
-        _known(p, body, k, STEP_KEYS)
+        p.unknown(k, body, STEP_KEYS)
         sid = body.get("id")
         problem = identifier_problem(sid, "step id")
         if problem:
@@ -244,6 +270,8 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
             sid = f"#{i}"
         elif sid in {s.id for s, _ in out}:
             p.add(k + ("id",), f"duplicate step id '{sid}'")
+        elif sid == "base":
+            p.add(k + ("id",), "'base' is reserved: 'from: base' names the recipe's base model")
         step_base = _base(p, body["base"], k + ("base",)) if "base" in body else None
         tname, params = body.get("transform"), body.get("params") or {}
         if tname is not None:
@@ -258,7 +286,11 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
         if "from" in body and "base" in body:
             p.add(k + ("from",), "a step takes either 'from' (a parent step) or 'base', not both")
         parent = body.get("from")
-        if parent is None and "base" not in body and out:
+        if parent == "base":  # the recipe's base, as a first step would take it
+            if not has_base:
+                p.add(k + ("from",), "'from: base' names the recipe's top-level base, and this recipe has none")
+            parent = None
+        elif parent is None and "base" not in body and out:
             parent = out[-1][0].id
         if tname is None and parent is not None and "from" not in body:  # `from: X` alone: X's model, trained anew
             p.add(k, "a step after the first needs a transform (or a 'base:' to restart from, or a 'from:' to repeat "
@@ -269,9 +301,10 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
         if not isinstance(paper, dict):
             p.add(k + ("paper",), f"paper is a mapping of {', '.join(PAPER_KEYS)}")
             paper = {}
-        _known(p, paper, k + ("paper",), PAPER_KEYS)
+        p.unknown(k + ("paper",), paper, PAPER_KEYS)
         paper = {name: _load(p, float, v, k + ("paper", name)) for name, v in paper.items() if name in PAPER_KEYS}
         train = _step_train(p, body.get("train") or {}, k + ("train",))
+        train_at = _train_at(p, body.get("train_at") or {}, k + ("train_at",), profiles)
         expect = body.get("expect", "")
         if expect not in ("",) + EXPECT:
             p.add(k + ("expect",), f"{expect!r} is not allowed; allowed: {', '.join(EXPECT)}")
@@ -280,7 +313,7 @@ def _steps(p: Problems, value: Any, has_base: bool) -> tuple[list[tuple[Step, Op
         if len(p) > before:
             broken.add(sid)
         step = Step(sid, str(body.get("label", sid)), tname, params, parent, paper, str(body.get("note", "")),
-                    str(expect), train)
+                    str(expect), train, train_at)
         out.append((step, step_base))
     return out, broken
 
@@ -297,6 +330,20 @@ def _step_train(p: Problems, value: Any, key: Key) -> dict[str, Any]:
         if dataclasses.is_dataclass(inner):
             train[name] = {n: getattr(inner, n) for n in value[name]}
     return train
+
+
+def _train_at(p: Problems, value: Any, key: Key, profiles: list[str]) -> dict[str, dict[str, Any]]:
+    """`train_at: {profile: overrides}`: every profile named exists, every override checks as `train:` does."""
+    if not isinstance(value, dict):
+        p.add(key, "train_at is a mapping of profile: {training overrides at that profile}")
+        return {}
+    out = {}
+    for name, body in value.items():
+        if name not in profiles:
+            p.add(key + (name,), f"no profile '{name}'; {did_you_mean(str(name), profiles)}")
+            continue
+        out[str(name)] = _step_train(p, body or {}, key + (name,))
+    return out
 
 
 def _params(p: Problems, tname: str, given: dict, key: Key) -> dict[str, Any]:
@@ -379,19 +426,31 @@ def _check_pretraining(p: Problems, steps: list[Step], specs: dict[str, ArchSpec
         for i, step in enumerate(steps):
             if step.id not in specs:
                 continue
-            cfg = step_train_config(prof.train, step.train).pretrain
+            cfg = step_train_config(prof.train, step.overrides(name)).pretrain
             if cfg is None:
                 continue
-            own = step.train.get("pretrain") or {}
+            own = step.overrides(name).get("pretrain") or {}
+            at = step.train_at.get(name, {}).get("pretrain") or {}
 
             def where(field_name: str) -> Key:
+                if field_name in at:
+                    return ("steps", i, "train_at", name, "pretrain", field_name)
                 return (("steps", i, "train", "pretrain", field_name) if field_name in own
                         else ("profiles", name, "train", "pretrain", field_name))
 
             if own:  # the step's fields over the profile's: check what they make together
                 for field_name, message in cfg.problems():
                     p.add(where(field_name), f"profile '{name}', step '{step.id}': {message}")
-            spec = shrink(specs[step.id], prof.scale, prof.num_classes)
+            try:
+                spec = shrink(specs[step.id], prof.scale, prof.num_classes)
+            except SpecError:
+                continue  # the profile's own error, reported with it
+            try:  # the encoder pre-training builds, at paper scale and at the profile's
+                shrink(pretrain_spec(specs[step.id], cfg), prof.scale, prof.num_classes)
+            except (ValueError, SpecError) as e:
+                field_name = "drop_path" if str(e).startswith("pretrain.drop_path") else "set"
+                p.add(where(field_name), f"profile '{name}', step '{step.id}': {e}")
+                continue
             try:
                 units = units_per_side(spec.img_size, spec.patch_size, cfg.mask_unit) ** 2
             except ValueError as e:
@@ -408,14 +467,14 @@ def _analysis(p: Problems, value: Any, step_ids: list[str]) -> Optional[Attentio
     if not isinstance(value, dict) or not value:
         p.add(key, f"analysis is a mapping with {', '.join(ANALYSIS_KEYS)}")
         return None
-    _known(p, value, key, ANALYSIS_KEYS)
+    p.unknown(key, value, ANALYSIS_KEYS)
     if "attention_variance" not in value:
         return None
     body, key = value["attention_variance"], key + ("attention_variance",)
     if not isinstance(body, dict):
         p.add(key, f"a mapping with {', '.join(ATTENTION_VARIANCE_KEYS)} is required")
         return None
-    _known(p, body, key, ATTENTION_VARIANCE_KEYS)
+    p.unknown(key, body, ATTENTION_VARIANCE_KEYS)
     for name in ATTENTION_VARIANCE_KEYS:
         if name not in body:
             p.add(key, f"'{name}' is required")

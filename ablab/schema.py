@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from typing import Any, Iterable, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Iterable, Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
 from .yamlsrc import Key, Source
 
@@ -52,6 +52,12 @@ class Problems:
         key = self.prefix + tuple(key)
         where = self.source.where(key) if self.source is not None else f"field '{key_name(key) or '<top>'}'"
         self.lines.append(f"{where}: {message}")
+
+    def unknown(self, key: Key, value: dict, allowed: Sequence[str]) -> None:
+        """An error for every key of the mapping `value` (at `key`) that is not in `allowed`."""
+        for k in value:
+            if k not in allowed:
+                self.add(tuple(key) + (k,), f"unknown field '{k}'; {did_you_mean(k, allowed)}")
 
     def extend(self, key: Key, found: Iterable[tuple[Union[str, Key], str]]) -> None:
         """Add (field or key path, message) pairs found inside the block at `key`."""
@@ -128,9 +134,7 @@ def _dataclass(cls: type, value: Any, key: Key, problems: Problems) -> Any:
         problems.add(key, f"a mapping with {', '.join(names)} is required")
         return None
     before = len(problems)
-    for name in value:
-        if name not in names:
-            problems.add(tuple(key) + (name,), f"unknown field '{name}'; {did_you_mean(name, names)}")
+    problems.unknown(key, value, names)
     for f in dataclasses.fields(cls):
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if f.init and required and f.name not in value:

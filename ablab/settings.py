@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 Problem = tuple[str, str]  # (field, message)
 
@@ -65,6 +65,8 @@ class PretrainConfig:
     mae: sparse MAE (the encoder sees the visible mask units only; Hiera, HiViT, ViT); simmim: dense (masked
     patches replaced by a learned token, linear prediction head; any spec); greenmim: sparse with group window
     attention (Swin-style window specs). Optimiser: AdamW, cosine schedule with linear warm-up, like TrainConfig.
+    The encoder pre-trains the spec `ablab.mim.spec.pretrain_spec` makes: the fine-tuning spec with this block's
+    drop_path and `set` windows, whose weights still load into the fine-tuning model.
     """
 
     method: Literal["mae", "simmim", "greenmim"] = "mae"
@@ -84,10 +86,21 @@ class PretrainConfig:
     multiscale: bool = False  # Hiera's decoder input: every stage's output fused, not only the last
     norm_pix: bool = True  # MAE's target: pixels normalised per patch
     separate_and_pad: bool = False  # Hiera Fig. 4d: run overlapping convs / pools per mask unit with padding
+    # the encoder's drop path in pre-training (Hiera Table 3c); fine-tuning keeps its own, train.drop_path
+    drop_path: float = field(default=0.0, metadata=ADDED)
+    # set_fields-style spec overrides for pre-training only; stage windows alone, as GreenMIM's 14x14 windows in
+    # pre-training and 7x7 in fine-tuning (Table 1): e.g. {'stages.*.window': 14}
+    set: dict[str, Any] = field(default_factory=dict, metadata=ADDED)
+    # what MAE / GreenMIM predict of each masked final token: pixels (norm_pix) or MaskFeat's HOG (Hiera Table 3c)
+    target: Literal["pixels", "hog"] = field(default="pixels", metadata=ADDED)
 
     def problems(self) -> list[Problem]:
-        """(field, message) for every value out of range."""
-        out = []
+        """(field, message) for every value out of range or in conflict."""
+        out = self._set_problems()
+        if not 0.0 <= self.drop_path < 1.0:
+            out.append(("drop_path", f"a probability in [0, 1) is required, got {self.drop_path}"))
+        if self.target == "hog" and self.method == "simmim":
+            out.append(("target", "hog is predicted by mae and greenmim; simmim reconstructs the pixels"))
         if not 0.0 <= self.mask_ratio < 1.0:
             out.append(("mask_ratio", f"must be in [0, 1), got {self.mask_ratio}"))
         out += _at_least(self, ("mask_unit", "epochs", "batch_size", "decoder_dim", "decoder_heads"), 1)
@@ -102,6 +115,21 @@ class PretrainConfig:
             out.append(("betas", f"two numbers in [0, 1) are required, got {list(self.betas)}"))
         if self.decoder_dim >= 1 and self.decoder_heads >= 1 and self.decoder_dim % self.decoder_heads:
             out.append(("decoder_heads", f"{self.decoder_heads} heads do not divide decoder_dim {self.decoder_dim}"))
+        return out
+
+    def _set_problems(self) -> list[Problem]:
+        """What is wrong with `set`, spec aside (`ablab.mim.spec.pretrain_spec` checks it against the spec)."""
+        out = []
+        for key, value in self.set.items():
+            if key == "drop_path":
+                out.append(("set", "'drop_path': drop path in pre-training is its own field, pretrain.drop_path"))
+            elif not re.fullmatch(r"stages\.(\*|\d+)\.window", str(key)):
+                out.append(("set", f"'{key}' cannot differ between pre-training and fine-tuning; only a stage's "
+                                   "window may ('stages.<index or *>.window'): relative position bias tables are "
+                                   "resized to the fine-tuning window when the encoder loads, while other fields "
+                                   "change weight shapes or the token grid, so the encoder could not be fine-tuned"))
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                out.append(("set", f"'{key}': a window of at least 1 token is required, got {value!r}"))
         return out
 
 
@@ -314,3 +342,5 @@ class Profile:
     measure: Measure = Measure()
     train: TrainConfig = TrainConfig()
     seeds: tuple[int, ...] = ()  # training seeds `ablab run` uses when given no --seeds
+    trains: bool = True  # False: the profile has no `train:` block and only measures (its head: num_classes, or
+    # the spec's own)

@@ -21,11 +21,13 @@ class SourceError(Exception):
 
 @dataclass
 class Source:
-    """Parsed YAML data plus the line of every mapping key and sequence item."""
+    """Parsed YAML data plus the line of every mapping key and sequence item, and the text of every scalar (so a
+    cited 22.10 keeps its printed precision)."""
 
     path: str
     data: Any
     lines: dict[Key, int] = field(default_factory=dict)
+    texts: dict[Key, str] = field(default_factory=dict)
 
     def line(self, key: Key) -> int:
         """Line of `key`, or of its nearest ancestor that exists."""
@@ -145,3 +147,5 @@ def _walk(node: yaml.Node, key: Key, src: Source, errors: list[str]) -> None:
         for i, item in enumerate(node.value):
             src.lines[key + (i,)] = item.start_mark.line + 1
             _walk(item, key + (i,), src, errors)
+    elif isinstance(node, yaml.ScalarNode):
+        src.texts[key] = node.value

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     args = ap.parse_args()
     print(f"fidelity: each step's params and FLOPs ratio to its parent, shrunk vs paper scale (band {BAND:.0%})")
-    for line in fidelity_lines(sorted((ROOT / "recipes").glob("*.yaml"))):
+    for line in fidelity_lines(sorted((ROOT / "recipes").rglob("*.yaml"))):
         print("  " + line)
     summaries = sorted(args.results.glob("*/*/summary.csv"))
     if args.run:

@@ -14,6 +14,7 @@ from ablab.arch.build import build
 from ablab.arch.kinds import REL_POS
 from ablab.settings import PretrainConfig
 from ablab.mim.greenmim import build_greenmim
+from ablab.mim.hog import HOG
 from ablab.mim.group_attention import group_window_attention, pack, window_sizes
 from ablab.mim.grouping import cost, knapsack, optimal_grouping, partition
 from ablab.mim.masking import MaskError, random_mask, token_mask
@@ -261,3 +262,16 @@ def test_greenmim_rejects_per_sample_masks_and_unsupported_operators():
         build_greenmim(ArchSpec.from_dict(preset("hiera_t").to_dict() | flat_stem), cfg)
     with pytest.raises(MaskError, match="final stage"):
         build_greenmim(_tiny_swin(), PretrainConfig(method="greenmim", mask_unit=4))
+
+
+def test_greenmim_predicts_hog_features():
+    torch.manual_seed(0)
+    cfg = PretrainConfig(method="greenmim", mask_unit=16, decoder_dim=32, decoder_heads=4, target="hog")
+    model = build_greenmim(_tiny_swin(), cfg)  # 8 px final tokens: one HOG cell each
+    assert model.decoder_pred.out_features == 3 * 9
+    images = torch.randn(2, 3, 48, 48)
+    torch.testing.assert_close(model.targets(images), HOG().tokens(images, 8))
+    loss = model(images, random_mask(2, 9, 0.75, torch.Generator().manual_seed(0), batchwise=True))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0

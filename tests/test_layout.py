@@ -16,11 +16,12 @@ FLOORS = {
     "settings": 0, "schema": 0, "yamlsrc": 0, "io": 0, "seeds": 0, "stats": 0, "numbers": 0,
     "arch": 1, "nn": 1, "transforms": 1,
     "recipe": 2, "store": 2, "data": 2, "dist": 2, "cost": 2,
-    "mim": 3,
+    "mim": 3, "mim.spec": 2,
     "engine": 4,
     "runs": 5, "analysis": 5,
     "report": 6,
-    "cli": 7, "__init__": 7, "__main__": 8,
+    "paper.catalogue": 2, "paper.section": 2, "paper": 7,
+    "cli": 8, "__init__": 8, "__main__": 9,
 }
 
 

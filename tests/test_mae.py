@@ -1,5 +1,6 @@
 """Sparse MAE: the encoder on the visible mask units equals the dense model with masked tokens removed from the
-keys; specs that cannot run sparse are refused by name; the MAE loss trains the encoder."""
+keys; specs that cannot run sparse are refused by name; the MAE loss trains the encoder, on pixels or on HOG
+features (known orientations land in their bins)."""
 
 import dataclasses
 import types
@@ -13,6 +14,7 @@ import ablab.nn.attention
 from ablab.arch.build import build
 from ablab.arch.shrink import shrink
 from ablab.settings import PretrainConfig, Scale
+from ablab.mim.hog import HOG
 from ablab.mim.mae import build_mae
 from ablab.mim.masking import random_mask, token_mask
 from ablab.mim.sparse import SparseError, check_sparse, sparse_forward
@@ -26,6 +28,14 @@ SCALES = {"vit_to_swin": Scale(img_size=32, patch=0.25, width=0.25, depth=0.1667
           "deit_to_hvt": Scale(img_size=32, patch=0.25, width=0.25, depth=0.5),
           "mvitv2_to_hiera": Scale(img_size=32, patch=0.5, width=0.25, depth=0.1667)}
 
+
+def assert_trains(mae, images: torch.Tensor, mask: torch.Tensor) -> None:
+    """A finite scalar loss whose gradients reach every trainable encoder parameter, not all zero."""
+    loss = mae(images, mask)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in mae.encoder.stages.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
 
 def cpu_spec(recipe: str, step: str):
     return shrink(load_recipe(RECIPES / f"{recipe}.yaml").specs[step], SCALES[recipe], num_classes=10)
@@ -119,11 +129,7 @@ def test_mae_loss_trains_the_encoder(multiscale):
     mae = build_mae(spec, cfg)
     images = torch.randn(2, 3, spec.img_size, spec.img_size)
     mask = random_mask(2, mae.units, 0.5, torch.Generator().manual_seed(0))
-    loss = mae(images, mask)
-    assert loss.ndim == 0 and torch.isfinite(loss)
-    loss.backward()
-    grads = [p.grad for p in mae.encoder.stages.parameters() if p.requires_grad]
-    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+    assert_trains(mae, images, mask)
     state = mae.encoder.state_dict()
     missing = build(spec).load_state_dict(state, strict=True)
     assert not missing.missing_keys
@@ -143,3 +149,48 @@ def test_mae_loss_is_on_masked_units_only():
     at_masked = pred.clone()
     at_masked[~mask] += 5.0
     assert mae.loss(images, at_masked, mask) > base
+
+
+def stripes(vertical: bool) -> torch.Tensor:
+    """(2, 3, 16, 16) stripes 2 px wide, the channels at different contrasts: every gradient is horizontal
+    (vertical stripes) or vertical, half of them pointing each way."""
+    x = torch.arange(16.0).div(2).floor().remainder(2) * torch.tensor([1.0, 0.5, -2.0])[:, None]  # C, 16
+    image = x[:, None, :].expand(3, 16, 16) if vertical else x[:, :, None].expand(3, 16, 16)
+    return image.expand(2, -1, -1, -1)
+
+
+@pytest.mark.parametrize("vertical, bin", [(True, 0), (False, 4)])
+def test_hog_puts_a_known_orientation_in_its_bin(vertical, bin):
+    hist = HOG()(stripes(vertical))  # unsigned 20 degree bins: 0 degrees in bin 0, 90 in bin 4
+    assert hist.shape == (2, 3, 9, 2, 2)
+    expected = torch.zeros(9)
+    expected[bin] = 1.0
+    assert torch.equal(hist, expected.view(1, 1, 9, 1, 1).expand_as(hist))
+
+
+def test_hog_is_unsigned_per_channel_and_normalised_per_cell():
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    hist = HOG()(images)
+    torch.testing.assert_close(hist.norm(dim=2), torch.ones(2, 3, 4, 4))
+    torch.testing.assert_close(HOG()(-images), hist)  # g and -g vote alike
+    torch.testing.assert_close(HOG()(images * torch.tensor([1.0, 3.0, 0.1])[:, None, None]), hist)
+    tokens = HOG().tokens(images, 16)  # 16 px tokens: 2 x 2 cells each, row-major like patchify
+    assert tokens.shape == (2, 4, 2 * 2 * 3 * 9) and HOG().width(16, 3) == 108
+    torch.testing.assert_close(tokens[:, 1].view(2, 2, 2, 3, 9), hist[..., 0:2, 2:4].permute(0, 3, 4, 1, 2))
+    with pytest.raises(ValueError, match="12 px is not a whole number of 8 px HOG cells"):
+        HOG().tokens(torch.randn(1, 3, 24, 24), 12)
+
+
+def test_mae_predicts_hog_of_masked_units():
+    spec = cpu_spec("mvitv2_to_hiera", "hiera_l")  # 16 px final tokens: 2 x 2 HOG cells
+    cfg = PretrainConfig(method="mae", mask_unit=16, mask_ratio=0.5, decoder_depth=1, decoder_dim=32,
+                         decoder_heads=2, target="hog")
+    torch.manual_seed(0)
+    mae = build_mae(spec, cfg)
+    assert mae.pred.out_features == 108
+    images = torch.randn(2, 3, spec.img_size, spec.img_size)
+    torch.testing.assert_close(mae.targets(images), HOG().tokens(images, 16))
+    mask = random_mask(2, mae.units, 0.5, torch.Generator().manual_seed(0))
+    assert_trains(mae, images, mask)
+    with pytest.raises(ValueError, match="4 px is not a whole number of 8 px HOG cells"):
+        build_mae(cpu_spec("vit_to_swin", "o"), dataclasses.replace(cfg, mask_unit=4))

@@ -6,6 +6,8 @@ import timm
 import torch
 
 from ablab.arch.build import build
+from ablab.arch.describe import describe
+from ablab.arch.kinds import BLOCKS
 from ablab.arch.presets import PRESETS, hiera, mvitv2, preset_spec, timm_twins
 from ablab.cost.flops import count_flops
 from ablab.cost.params import count_params
@@ -67,23 +69,38 @@ def test_small_mvitv2_both_widening_styles_and_hiera_equal_timm():
 
 
 # HiViT Table 7: params (M), FLOPs (G) at 224
-HIVIT_TABLE7 = {"hivit_t": (19.2, 4.6), "hivit_s": (37.5, 9.1), "hivit_b": (66.4, 15.9)}
+HIVIT_TABLE7 = {"hivit_t": (19.2, 4.6), "hivit_s": (37.5, 9.1), "hivit_b": (66.4, 15.9), "hivit_l": (266.8, 63.8)}
+# HiViT-B counts 15.847 G, 0.003 G under the band of the paper's 15.9; its Table 2 gives 15.8 for ViT-B deepened to
+# 24 blocks (15.844 G here), so no one counting convention moves both across (GELU counted: 15.853 and 15.862)
+FLOPS_MARGIN = {"hivit_b": 0.06}
 
 
 @pytest.mark.parametrize("name", sorted(HIVIT_TABLE7))
 def test_hivit_matches_table7(name):
+    """Params and FLOPs to the paper's rounding (+-0.05), HiViT-B's FLOPs within FLOPS_MARGIN."""
     params_m, gflops = HIVIT_TABLE7[name]
     model = build(preset_spec(name))
-    assert round(count_params(model) / 1e6, 1) == params_m
-    assert abs(count_flops(model, 224).gflops - gflops) <= 0.1
+    assert abs(count_params(model) / 1e6 - params_m) <= 0.05
+    assert abs(count_flops(model, 224).gflops - gflops) <= FLOPS_MARGIN.get(name, 0.05)
+
+
+def test_hivit_depths_read_as_paper_modules():
+    """A paper module is two residual layers: two MLP blocks, or one attention block (attention + MLP)."""
+    modules = {name: "-".join(ctx.block.modules(ctx.stage.depth) for ctx in preset_spec(name).contexts())
+               for name in ("hivit_t", "hivit_s", "hivit_b", "hivit_l", "swin_b")}
+    assert modules == {"hivit_t": "1-1-10", "hivit_s": "2-2-20", "hivit_b": "2-2-20", "hivit_l": "4-4-36",
+                       "swin_b": "2-2-18-2"}
+    assert [line.split(" x ")[0].split()[-1] for line in describe(preset_spec("hivit_t"))[1:4]] == ["1", "1", "10"]
+    assert "2 blocks" in describe(preset_spec("hivit_t"))[1]
+    assert BLOCKS["mlp"].modules(3) == "1.5" and BLOCKS["attention"].modules(3) == "3"
 
 
 def test_every_preset_builds_and_runs():
     for name in PRESETS:
         spec = preset_spec(name)
         assert spec.name == name
-        if name in ("hiera_l", "hiera_h", "mvitv2_l"):  # 200M+ params: their structure runs in the recipe tests
-            continue
+        if name in ("hiera_l", "hiera_h", "mvitv2_l", "hivit_l"):  # 200M+ params: their structure runs in the
+            continue  # recipe tests (HiViT-L's in its FLOPs count)
         with torch.no_grad():
             assert build(spec).eval()(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
 

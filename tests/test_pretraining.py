@@ -1,5 +1,6 @@
 """Pre-training engine and runner: a finite loss, resume equivalence, encoder weights that load into the
-classifier, a step the method cannot take recorded as failed, and the pre-training columns of the summary."""
+classifier, a step the method cannot take recorded as failed, the pre-training columns of the summary, and
+pre-training's own drop path and windows kept out of fine-tuning."""
 
 import csv
 import json
@@ -7,6 +8,8 @@ import types
 
 import pytest
 import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
 from typer.testing import CliRunner
 
 from ablab.io import load_checkpoint, save_checkpoint
@@ -147,3 +150,68 @@ def test_unfinished_pretraining_is_reported_as_such(tmp_path):
     save_checkpoint(run / "pretrain" / "checkpoint.pt", {}, epoch=1)  # the progress is the checkpoint's
     recipe = types.SimpleNamespace(name="r")  # the run records no data root: no key is checked
     assert _seed_summary(Store(tmp_path), recipe, "p", "step")["status"] == "incomplete (seed 0: pre-training epoch 2/4)"
+
+
+WINDOWS = """
+name: tinywin
+base:
+  spec:
+    img_size: 16
+    patch_size: 2
+    class_token: false
+    pool: avg
+    stages:
+      - {depth: 2, dim: 16, heads: 2, attention: window, window: 2, shift: true, rel_pos: bias}
+      - {depth: 1, dim: 32, heads: 2, attention: window, window: 2, rel_pos: bias, downsample: patch_merge}
+profiles:
+  cpu:
+    measure: {batch_sizes: [8], min_time: 0.01}
+    train:
+      epochs: 1
+      batch_size: 32
+      data: {train_size: 64, val_size: 32}
+      pretrain: {method: simmim, mask_unit: 4, epochs: 1, batch_size: 32, lr: 1.0e-3, drop_path: 0.1,
+                 set: {'stages.*.window': 4}}
+steps:
+  - id: swin
+    label: windows of 4 and drop path in pre-training, windows of 2 and none in fine-tuning
+"""
+
+
+def test_pre_training_s_own_drop_path_and_windows_stay_out_of_fine_tuning(write_recipe, tmp_path, monkeypatch):
+    import ablab.engine.pretrain
+    import ablab.runs.runner
+
+    built, fine_tuning = [], {}
+    real_builder, real_train = ablab.engine.pretrain.build_pretrainer, ablab.runs.runner.train
+
+    def builder(spec, cfg):
+        built.append(real_builder(spec, cfg))
+        return built[-1]
+
+    def train(spec, cfg, *args, pretrained=None, **kwargs):
+        fine_tuning.update(spec=spec, cfg=cfg, pretrained=pretrained)
+        return real_train(spec, cfg, *args, pretrained=pretrained, **kwargs)
+
+    monkeypatch.setattr(ablab.engine.pretrain, "build_pretrainer", builder)
+    monkeypatch.setattr(ablab.runs.runner, "train", train)
+    results = tmp_path / "results"
+    result = CliRunner().invoke(app, ["run", str(write_recipe(WINDOWS)), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    encoder = built[0].encoder
+    blocks = [block for stage in encoder.stages for block in stage.blocks]
+    assert [getattr(b.drop_path, "drop_prob", 0.0) for b in blocks] == pytest.approx([0.0, 0.05, 0.1])
+    assert [b.attn.window for b in blocks] == [4, 4, 4]  # the 4^2 stage: one window, the grid
+    spec = fine_tuning["spec"]
+    assert spec.drop_path == 0.0 and [st.window for st in spec.stages] == [2, 2]
+    assert fine_tuning["cfg"].drop_path == 0.0
+    assert not any(isinstance(m, DropPath) for m in build(spec).modules())
+    keys = ["stages.0.blocks.0.attn.rel_pos.table", "stages.0.blocks.1.attn.rel_pos.table",
+            "stages.1.blocks.0.attn.rel_pos.table"]
+    saved = load_checkpoint(results / "tinywin/cpu/swin/seed0/pretrain/encoder.pt")
+    for key in keys:
+        expected = F.interpolate(saved[key].T.reshape(1, 2, 7, 7), size=(3, 3), mode="bicubic", align_corners=False)
+        assert torch.equal(fine_tuning["pretrained"][key], expected.reshape(2, 9).T)
+    metrics = json.loads((results / "tinywin/cpu/swin/seed0/metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["pretrain_resized"] == keys
+    assert "3 relative position bias tables pre-trained at other windows resized" in result.output

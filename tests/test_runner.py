@@ -132,7 +132,7 @@ def test_unknown_profile_and_step(write_recipe, tmp_path):
 
 
 def test_a_data_root_for_a_generated_dataset_is_an_error_before_any_work(write_recipe, tmp_path):
-    recipe = write_recipe(TINY)  # trains on the default dataset, ShapeTex
+    recipe = write_recipe(TINY.replace("    measure:", "    train: {epochs: 1}\n    measure:"))  # trains on ShapeTex
     result = invoke("run", recipe, "--data-root", tmp_path, "--results", tmp_path / "results")
     assert result.exit_code == 2
     assert (f"error: --data-root {tmp_path}: {recipe}: profile 'small' trains on shapetex, a dataset generated in "

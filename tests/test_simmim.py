@@ -6,6 +6,7 @@ import torch
 from ablab.arch.build import build
 from ablab.settings import PretrainConfig
 from ablab.mim.masking import random_mask, token_mask
+from ablab.mim.pretrainer import build_pretrainer
 from ablab.mim.simmim import build_simmim
 from ablab.arch.presets import preset_spec as preset
 from ablab.arch.shrink import shrink
@@ -78,3 +79,8 @@ def test_specs_without_a_2d_final_grid_and_bad_units_are_clear_errors():
         build_simmim(hvt, cfg())
     with pytest.raises(ValueError, match="does not tile"):
         build_simmim(tiny_vit(), cfg(unit=12))
+
+
+def test_a_hog_target_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="target: hog is predicted by mae and greenmim; simmim reconstructs"):
+        build_pretrainer(tiny_vit(), PretrainConfig(method="simmim", target="hog"))

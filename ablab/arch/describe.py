@@ -7,14 +7,17 @@ from .spec import ArchSpec, Stage, diff
 
 
 def describe(spec: ArchSpec) -> list[str]:
-    """One line for the stem, one per stage, one for the head."""
+    """One line for the stem, one per stage (its depth in the papers' modules of two residual layers), one for the
+    head."""
     stem = (f"{spec.stem_kernel}x{spec.stem_kernel} conv, stride {spec.patch_size}" if spec.stem_kernel
             else f"{spec.patch_size}x{spec.patch_size} patches")
     lines = [f"input {spec.img_size}px x{spec.in_chans} -> stem {stem}"
              f"{' + LayerNorm' if spec.stem_norm else ''}{', class token' if spec.class_token else ''}"]
     for ctx in spec.contexts():
         st = ctx.stage
-        extras = [f"{st.heads} heads"] if st.heads else []
+        modules = ctx.block.modules(st.depth)
+        extras = [f"{st.depth} blocks"] if modules != str(st.depth) else []
+        extras += [f"{st.heads} heads"] if st.heads else []
         extras.append(f"mlp x{st.mlp_ratio:g}")
         if st.pools_kv:
             extras.append(f"KV {st.pool} k{st.kv_kernel}/s{st.kv_stride}")
@@ -27,7 +30,7 @@ def describe(spec: ArchSpec) -> list[str]:
             extras.append("abs pos embed")
         extras.append(ctx.downsample.describe(ctx))
         where = f"{ctx.side}x{ctx.side}" if ctx.side else f"{ctx.tokens} tok"
-        lines.append(f"stage {ctx.index}: {where:>7} {st.depth:>2} x {ctx.block.describe(ctx):<24} dim {st.dim:<5} "
+        lines.append(f"stage {ctx.index}: {where:>7} {modules:>4} x {ctx.block.describe(ctx):<24} dim {st.dim:<5} "
                      f"{', '.join(e for e in extras if e)}")
     pool = HEADS[spec.pool].describe
     order = f"LayerNorm -> {pool}" if spec.head_norm == "tokens" else f"{pool} -> LayerNorm"

@@ -153,6 +153,11 @@ def hivit_b() -> ArchSpec:
     return hivit(512, (2, 2, 20), 8)
 
 
+@preset("hivit_l")
+def hivit_l() -> ArchSpec:
+    return hivit(768, (4, 4, 36), 12)
+
+
 @preset("mvitv2_b", timm="mvitv2_base")
 def mvitv2_b() -> ArchSpec:
     return mvitv2(96, (2, 3, 16, 3), 1, "attn")

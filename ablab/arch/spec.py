@@ -39,7 +39,8 @@ class Stage:
       inside each mask unit, whose window shrinks with every Q pooling).
     downsample -- how this stage's input is made from the previous stage's output: `patch_merge` (Swin, HiViT);
       `q_pool` (the first block pools Q and its shortcut by 2x2: MViTv2, Hiera); `token_pool` (HVT's 1D `pool`
-      over the token sequence, kernel `q_kernel`, stride 2; `conv` is a dense Conv1d).
+      over the token sequence, kernel `q_kernel`, stride 2; `conv` is a dense Conv1d); `grid_pool` (HVT's 2D
+      `pool` of the token grid, Table 9).
     rel_pos -- `bias`: a learned (2W-1)^2 x heads table (Swin); `decomposed`: MViTv2's rel_pos_h / rel_pos_w.
     pos_embed -- a learned absolute position embedding is added where this stage starts.
     Pooling attention (MViTv2): K and V are pooled by `pool` with `kv_kernel` and stride `kv_stride` in every
@@ -296,7 +297,7 @@ def design_columns(spec: ArchSpec) -> dict[str, str]:
     return {
         "resolution": f"{spec.img_size}px/{spec.patch_size}" + (f"k{spec.stem_kernel}" if spec.stem_kernel else ""),
         "tokens": join([ctx.tokens for ctx in contexts]),
-        "depths": join([st.depth for st in stages]),
+        "depths": join([ctx.block.modules(ctx.stage.depth) for ctx in contexts]),  # as papers count them
         "dims": join([st.dim for st in stages]),
         "heads": join([st.heads for st in stages]),
         "attention": kinds([ctx.block.column(ctx) for ctx in contexts]),

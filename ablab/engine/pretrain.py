@@ -5,8 +5,9 @@ weight decay on norms, biases and position tables, linear warm-up then cosine de
 randomness re-seeded from (seed, epoch) at every epoch start (data order, flips, masks, drop path), a row in
 pretrain_log.csv and an atomic checkpoint after every epoch. The log's peak memory is the peak so far: CUDA's max
 allocated, or on the CPU the growth of the process's peak RSS since pre-training began (column peak_kind says
-which). The last act is encoder.pt: the encoder's state dict without a head, which loads into the fine-tuning
-classifier build(spec).
+which). The encoder is the one `ablab.mim.spec.pretrain_spec` makes of the fine-tuning spec (its own drop path and
+windows). The last act is encoder.pt: the encoder's state dict without a head, which loads into the fine-tuning
+classifier build(spec) once `fit_tables` has resized the relative position bias tables of other windows.
 
 Under torchrun it is distributed like supervised training: batch_size is the global batch, each process runs its
 share with its share of the masks drawn for the whole global batch (so a batch-wise mask, as GreenMIM's, stays
@@ -16,11 +17,13 @@ is the one logged), and every process returns once encoder.pt is written.
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import dist
@@ -30,6 +33,7 @@ from ..io import save_checkpoint
 from ..cost.memory import PeakMemory
 from ..mim.masking import random_mask
 from ..mim.pretrainer import build_pretrainer
+from ..nn.position import RelPosBias
 from ..seeds import epoch_seed, seed_everything
 from ..settings import DataConfig, PretrainConfig, TrainConfig
 from .loop import Epochs, Progress
@@ -50,6 +54,29 @@ def encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.encoder.state_dict().items() if not k.startswith("head.")}
 
 
+def fit_tables(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """`state` with every relative position bias table pre-trained at another window resized to `model`'s, and the
+    keys resized: bicubic over the (2W-1) x (2W-1) grid of relative offsets, as SimMIM fine-tunes at another window.
+    `model` may be on the meta device: only its tables' shapes are read."""
+    out, resized = dict(state), []
+    for name, module in model.named_modules():
+        key = f"{name}.table"
+        old = state.get(key) if isinstance(module, RelPosBias) else None
+        # a table of other heads is left for load_pretrained to refuse
+        if old is not None and old.shape != module.table.shape and old.shape[1] == module.heads:
+            out[key] = resize_table(old, module.table.shape[0])
+            resized.append(key)
+    return out, resized
+
+
+def resize_table(table: torch.Tensor, rows: int) -> torch.Tensor:
+    """A (2W-1)^2 x heads bias table resized to `rows` = (2W'-1)^2 rows by bicubic interpolation over its grid."""
+    old, new, heads = math.isqrt(table.shape[0]), math.isqrt(rows), table.shape[1]
+    grid = table.T.reshape(1, heads, old, old).float()  # 1, heads, 2W-1, 2W-1: rows are (dy, dx) row-major
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    return grid.reshape(heads, new * new).T.contiguous().to(table.dtype)  # (2W'-1)^2, heads
+
+
 def pretrain(
     spec: ArchSpec,
     cfg: PretrainConfig,
@@ -59,8 +86,9 @@ def pretrain(
     progress: Optional[Progress] = None,
     device: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Pre-train `spec`'s encoder under `cfg` on `data_cfg`'s training images (labels unused) into `run_dir`,
-    resuming from its checkpoint; writes encoder.pt and returns the pre-training's metrics.
+    """Pre-train the encoder of the fine-tuning `spec` (as `pretrain_spec` changes it) under `cfg` on `data_cfg`'s
+    training images (labels unused) into `run_dir`, resuming from its checkpoint; writes encoder.pt and returns the
+    pre-training's metrics.
 
     Raises PretrainUnsupported when the method cannot take the spec, Diverged when the loss stops being finite."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

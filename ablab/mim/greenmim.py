@@ -6,8 +6,8 @@ grid. Window and global attention run as group window attention over those coord
 and patch merging gathers 2x2 neighbourhoods, which whole 32 px mask units keep all visible or all masked.
 One mask serves the batch (Section 3.5). The decoder (Section 4.1) is `decoder_depth` transformer blocks of
 width `decoder_dim` over the final stage's visible tokens and mask tokens with a fixed 2D sin-cos position
-embedding, then a linear prediction of each final token's (normalised) pixels; the loss is the MSE over the
-masked tokens.
+embedding, then a linear prediction of each final token's (normalised) pixels, or its HOG features with target
+hog (ablab/mim/hog.py); the loss is the MSE over the masked tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..nn.embed import PatchMerge
 from ..arch.spec import ArchSpec
 from ..settings import PretrainConfig, units_per_side
 from .group_attention import Packing, group_window_attention, pack
+from .hog import HOG
 from .mae import patchify
 from .masking import MaskError, token_mask
 
@@ -111,7 +112,9 @@ class GreenMIM(nn.Module):
         self.decoder = nn.Sequential(*[DecoderBlock(dim, cfg.decoder_heads, 4.0, qkv_bias=True)
                                        for _ in range(cfg.decoder_depth)])
         self.decoder_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.decoder_pred = nn.Linear(dim, self.final_patch**2 * spec.in_chans)
+        self.hog = HOG() if cfg.target == "hog" else None
+        target = self.hog.width(self.final_patch, spec.in_chans) if self.hog else self.final_patch**2 * spec.in_chans
+        self.decoder_pred = nn.Linear(dim, target)
         nn.init.normal_(self.mask_token, std=0.02)
         for part in (self.decoder_embed, self.decoder, self.decoder_pred):
             part.apply(_init_decoder)
@@ -146,14 +149,17 @@ class GreenMIM(nn.Module):
         return outs
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, tokens, p*p*3) pixels of each final-stage token, normalised per token (norm_pix)."""
+        """(B, 3, H, W) -> (B, tokens, target width): each final-stage token's HOG, or its p*p*3 pixels normalised
+        per token (norm_pix)."""
+        if self.hog is not None:
+            return self.hog.tokens(images, self.final_patch)
         t = patchify(images, self.final_patch)
         if self.cfg.norm_pix:
             t = (t - t.mean(dim=-1, keepdim=True)) / (t.var(dim=-1, keepdim=True) + 1e-6).sqrt()
         return t
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE of the predicted pixels of the masked final-stage tokens; mask (B, units) bool, True = visible."""
+        """MSE of the predicted targets of the masked final-stage tokens; mask (B, units) bool, True = visible."""
         last = self.encode(images, mask)[-1]
         norm = self.encoder.norm if self.pooled_norm is None else self.pooled_norm
         x = self.decoder_embed(norm(last.tokens))

@@ -1,6 +1,7 @@
 """Sparse MAE for any spec that allows it (ViT, HiViT, Hiera): the encoder runs on the visible mask units only
 (ablab/mim/sparse.py), a light transformer decoder fills in mask tokens, and the loss is the MSE of the
-normalised pixels of the masked units (He et al.; Hiera Section 3.1, HiViT Section 3.3).
+normalised pixels of the masked units (He et al.; Hiera Section 3.1, HiViT Section 3.3), or of their HOG features
+with target hog (MaskFeat's, ablab/mim/hog.py; Hiera Table 3c).
 
 Hiera's multi-scale decoder input (`multiscale`): every earlier stage's output is pooled to the last stage's
 resolution inside its unit by a kernel = stride conv, projected to the last stage's width, and added.
@@ -16,6 +17,7 @@ from torch import nn
 from ..arch.build import build
 from ..arch.spec import ArchSpec
 from ..settings import PretrainConfig
+from .hog import HOG
 from .masking import token_mask
 from .sparse import SparseTokens, check_sparse, sparse_forward
 
@@ -44,7 +46,9 @@ class MAE(nn.Module):
         self.decoder = nn.Sequential(*[DecoderBlock(d, cfg.decoder_heads, 4.0, qkv_bias=True)
                                        for _ in range(cfg.decoder_depth)])
         self.decoder_norm = nn.LayerNorm(d)
-        self.pred = nn.Linear(d, self.patch * self.patch * spec.in_chans)
+        self.hog = HOG() if cfg.target == "hog" else None
+        width = self.hog.width(self.patch, spec.in_chans) if self.hog else self.patch * self.patch * spec.in_chans
+        self.pred = nn.Linear(d, width)
         for p in (self.mask_token, self.decoder_pos):
             trunc_normal_(p, std=0.02)
 
@@ -53,7 +57,7 @@ class MAE(nn.Module):
         return self.loss(images, self.predict(images, mask), mask)
 
     def predict(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Pixels predicted for every final-stage token: (B, grid^2, patch^2 * channels)."""
+        """The target predicted for every final-stage token: (B, grid^2, target width)."""
         outputs = sparse_forward(self.encoder, images, mask, self.unit)
         last = outputs[-1]
         x = last.x[:, last.prefix:]  # B, V * t, C
@@ -65,13 +69,20 @@ class MAE(nn.Module):
         full = full.scatter(1, last.grid_index()[:, :, None].expand(-1, -1, d), x)
         return self.pred(self.decoder_norm(self.decoder(full + self.decoder_pos)))
 
-    def loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of the (per-token normalised) pixels, over the tokens of masked units only."""
+    def targets(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, tokens, target width): each final-stage token's HOG, or its pixels (normalised per
+        token with norm_pix)."""
+        if self.hog is not None:
+            return self.hog.tokens(images, self.patch)
         target = patchify(images, self.patch)
         if self.norm_pix:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
-        per_token = (pred - target).pow(2).mean(dim=-1)
+        return target
+
+    def loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the targets, over the tokens of masked units only."""
+        per_token = (pred - self.targets(images)).pow(2).mean(dim=-1)
         masked = (~token_mask(mask, self.per_side, self.sides[-1])).to(per_token.dtype)
         return (per_token * masked).sum() / masked.sum()
 

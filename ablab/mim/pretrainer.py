@@ -6,6 +6,7 @@ from torch import nn
 
 from ..arch.spec import ArchSpec
 from ..settings import PretrainConfig
+from .spec import pretrain_spec
 
 
 class PretrainUnsupported(ValueError):
@@ -13,11 +14,13 @@ class PretrainUnsupported(ValueError):
 
 
 def build_pretrainer(spec: ArchSpec, cfg: PretrainConfig) -> nn.Module:
-    """The cfg.method model for `spec` (`.encoder`, `.unit`, forward(images, mask) -> loss); PretrainUnsupported
-    with the builder's reason when the method cannot take the spec or its mask unit."""
+    """The cfg.method model for the spec pre-training builds from the fine-tuning `spec` (`pretrain_spec`: its own
+    drop path and windows) with `.encoder`, `.unit`, forward(images, mask) -> loss; ValueError for settings out of
+    range, PretrainUnsupported with the builder's reason when the method cannot take the spec or its mask unit."""
     problems = "; ".join(f"{name}: {message}" for name, message in cfg.problems())
     if problems:
         raise ValueError(f"pretrain settings: {problems}")
+    spec = pretrain_spec(spec, cfg)
     try:
         if cfg.method == "mae":
             from .mae import build_mae

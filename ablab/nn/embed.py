@@ -1,4 +1,4 @@
-"""Patch embedding (the stem), 2x2 patch merging between stages and HVT's 1D token pooling."""
+"""Patch embedding (the stem), 2x2 patch merging between stages and HVT's 1D and 2D token pooling."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 from torch import nn
+
+from ..arch.geometry import pool_padding
 
 
 class PatchEmbed(nn.Module):
@@ -55,3 +57,22 @@ class TokenPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x.transpose(1, 2)).transpose(1, 2)
+
+
+class GridPool(nn.Module):
+    """HVT's 2D pooling (Table 9): max / avg over the `grid` x `grid` token map, kernel k, stride 2, padded by k // 2
+    unless k = 2 (padding left out of averages). (B, g*g, C) -> (B, g'*g', C)."""
+
+    def __init__(self, *, op: str, kernel: int, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+        pad = pool_padding(kernel, 2)
+        if op == "max":
+            self.op: nn.Module = nn.MaxPool2d(kernel, stride=2, padding=pad)
+        else:
+            self.op = nn.AvgPool2d(kernel, stride=2, padding=pad, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        x = self.op(x.transpose(1, 2).reshape(b, c, self.grid, self.grid))  # B, C, g', g'
+        return x.flatten(2).transpose(1, 2)

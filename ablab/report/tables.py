@@ -49,7 +49,10 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
             out[col] = df[col]
             if not _varies(df[col]):
                 hidden.append(col)
+    timed = df["load"] != "not measured"  # `--no-throughput` measured params and FLOPs only
     for name in COMPARED:
+        if name == "throughput" and not timed.any():
+            continue
         ours, paper = df[SUMMARY_COLUMN[name]], f"paper_{SUMMARY_COLUMN[name]}"
         columns = _per_setting(ours, df["setting"], header(name)) if name == "throughput" else {header(name): ours}
         out = out.assign(**columns)
@@ -57,14 +60,15 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
             out[header(f"paper_{name}")] = df[paper]
             if name != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[header(f"diff_{name}")] = ours - df[paper]
-    if not idle(df).all():
+    if not idle(df)[timed].all():
         out[header("load")] = df["load"]
     if df["drift"].notna().any():  # a shrunk profile: each step's change as the shrink keeps it, beside the paper's
         out[header("params_x")] = [_pair(a, b) for a, b in zip(df["params_x"], df["paper_params_x"])]
         out[header("flops_x")] = [_pair(a, b) for a, b in zip(df["flops_x"], df["paper_flops_x"])]
         out[header("drift")] = [_percent(d) for d in df["drift"]]
-    out[header("x_root")] = ratio_to_root(df, df["throughput"])
-    if "paper_throughput" in df:  # the paper's own speed-up over the root, on the paper's hardware
+    if timed.any():
+        out[header("x_root")] = ratio_to_root(df, df["throughput"])
+    if "paper_throughput" in df and timed.any():  # the paper's own speed-up over the root, on the paper's hardware
         out[header("paper_x_root")] = ratio_to_root(df, df["paper_throughput"], alike=False)
     if df["top1"].notna().any():
         out = _with_training(out, df)
@@ -82,7 +86,8 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
 
 
 def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
-    devices = "; ".join(dict.fromkeys(s for s in df["setting"] if s)) or "nothing measured"
+    devices = "; ".join(dict.fromkeys(s for s in df["setting"] if s)) or (
+        "params and FLOPs; throughput not measured" if (df["load"] == "not measured").any() else "nothing measured")
     seeds = sorted({int(n) for n in df["top1_n"].dropna()})
     over = ("; top-1 from one seed each (n = 1: no std, no interval), Δ the change against the parent"
             if seeds == [1] else f"; top-1 is the mean ± std over {_range(seeds)} seeds"

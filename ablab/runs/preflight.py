@@ -25,6 +25,9 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     from ..cost.throughput import MeasureError, resolve_setting
 
     where = f"{recipe.path}: profile '{profile}'"
+    if train and not recipe.profiles[profile].trains:
+        raise PreflightError(f"{where} has no train: block: it only measures (params, FLOPs, throughput); run it with "
+                             "--measure-only, or choose a profile that trains")
     generated = sorted({recipe.train_config(s, profile).data.name for s in steps} & GENERATED)
     if data_root is not None and generated:
         disk = [name for name, prof in recipe.profiles.items() if prof.train.data.name not in GENERATED]

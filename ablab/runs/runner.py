@@ -23,7 +23,7 @@ from .. import dist
 from ..arch.build import build
 from ..arch.spec import ArchSpec, design_columns
 from ..engine.loop import Diverged
-from ..engine.pretrain import ENCODER_FILE, pretrain
+from ..engine.pretrain import ENCODER_FILE, fit_tables, pretrain
 from ..engine.supervised import LOG_COLUMNS, train
 from ..io import (CorruptFile, load_checkpoint, read_json, remove_leftovers, verify_checkpoint, write_csv_atomic,
                   write_json_atomic)
@@ -36,13 +36,16 @@ from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..numbers import significant
 from ..settings import Setting, TrainConfig
-from ..store.keys import measure_key, pretrain_key, train_key
+from ..store.keys import measure_key, pretrain_key, structure_key, train_key
 from ..store.lock import Locked, RunLock
 from ..store.paths import Store
 from ..store.state import CHECKPOINT, epoch_progress, finished_epochs
 from ..store.summary import setting_label, write_summary
 from .estimate import duration
 from .progress import RunProgress
+
+
+SPEED_FIELDS = ("throughput", "throughput_lo", "throughput_hi", "throughput_rounds", "throughput_batch")
 
 
 def default_profile(recipe: Recipe) -> str:
@@ -53,20 +56,26 @@ def default_profile(recipe: Recipe) -> str:
     return others[0] if others else next(iter(recipe.profiles))
 
 
-def measure_step(spec: ArchSpec, setting: Setting) -> dict[str, Any]:
+def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
     """Params, FLOPs and throughput of one spec: the median over the setting's rounds with its quartiles, how,
     where (device, machine fingerprint) and in what state of the machine it was measured, and the matmul peak timed
     alongside. Where the setting refuses figures taken under load and the machine was busy, the throughput is
-    None and `load` says why."""
+    None and `load` says why. Without a setting, params and FLOPs only (`--no-throughput`)."""
     torch.manual_seed(0)
     model = build(spec)
     m = measure(model, spec.img_size, spec.in_chans)
+    structure = {"params": m.params, "params_m": m.params_m, "gflops": m.gflops, "flops": m.flops.total,
+                 "flops_by_operator": m.flops.by_operator, "uncounted_ops": m.flops.uncounted_ops,
+                 "structure_key": structure_key(spec)}
+    if setting is None:
+        return {**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
+                "compile": "", "channels_last": False, "machine": "", "load": "not measured",
+                "versions": software_versions()}
     try:
         tp = measure_throughput(model, spec.img_size, setting, spec.in_chans)
     except MachineBusy as e:
         load, attempts = e.load, e.attempts
-        speed = {**dict.fromkeys(("throughput", "throughput_lo", "throughput_hi", "throughput_rounds",
-                                  "throughput_batch")), "throughput_per_batch": {}}
+        speed = {**dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}}
     else:
         load, attempts = tp.load, tp.attempts
         speed = {"throughput": round(tp.images_per_s, 2), "throughput_lo": round(tp.spread.lo, 2),
@@ -74,12 +83,7 @@ def measure_step(spec: ArchSpec, setting: Setting) -> dict[str, Any]:
                  "throughput_batch": tp.batch_size,
                  "throughput_per_batch": {str(k): None if v is None else round(v, 2) for k, v in tp.per_batch.items()}}
     return {
-        "params": m.params,
-        "params_m": m.params_m,
-        "gflops": m.gflops,
-        "flops": m.flops.total,
-        "flops_by_operator": m.flops.by_operator,
-        "uncounted_ops": m.flops.uncounted_ops,
+        **structure,
         **speed,
         "device": device_name(setting.device),
         "dtype": setting.dtype,
@@ -113,11 +117,13 @@ def run_recipe(
     progress: Optional[RunProgress] = None,
     measure_steps: bool = True,
     wait_locks: bool = False,
+    throughput: bool = True,
 ) -> Path:
     """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path
     of the summary CSV. A job that trains one seed of a step already measured by another job passes
     `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
-    holds (RunLock) is skipped with a message, or waited for with `wait_locks`."""
+    holds (RunLock) is skipped with a message, or waited for with `wait_locks`. Without `throughput`, params and
+    FLOPs only."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
     dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     main = dist.is_main()
@@ -130,7 +136,7 @@ def run_recipe(
                 with _held(store.step_dir(recipe.name, profile, step.id), f"[{step.id}] measurement", wait_locks,
                            log, group=False) as mine:
                     if mine:
-                        _measure(recipe, step, profile, store, force, log)
+                        _measure(recipe, step, profile, store, force, log, throughput)
                 write_summary(recipe, profile, store)
             if not train_steps:
                 progress.advance()
@@ -178,24 +184,42 @@ def _held(directory: Path, name: str, wait: bool, log: Callable[[str], None], gr
             lock.__exit__()
 
 
-def _current(path: Path, key: str, log: Callable[[str], None]) -> bool:
-    """Whether `path` holds the results of the work keyed `key`; a corrupt file is named, removed and redone."""
+def _current(path: Path, key: str, log: Callable[[str], None], field: str = "key") -> bool:
+    """Whether `path` holds the results of the work keyed `key` (in its `field`); a corrupt file is named, removed
+    and redone."""
     if not path.is_file():
         return False
     try:
-        return read_json(path).get("key") == key
+        return read_json(path).get(field) == key
     except CorruptFile as e:
         log(f"{e}; doing that work again")
         path.unlink()
         return False
 
 
-def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool, log: Callable[[str], None]) -> None:
-    setting = resolve_setting(recipe.profiles[profile].measure)
+def _measured_spec(out: Path, spec: ArchSpec) -> bool:
+    """Whether `out` holds a full measurement (one with throughput) of this very spec, taken before measurements
+    recorded their structure key: `--no-throughput` keeps it rather than measure less over it."""
+    try:
+        return ((out / "spec.json").is_file() and read_json(out / "spec.json") == spec.to_dict()
+                and read_json(out / "metrics.json").get("throughput") is not None)
+    except (CorruptFile, OSError):
+        return False
+
+
+def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool, log: Callable[[str], None],
+             throughput: bool = True) -> None:
+    """Measure one step into its metrics.json, unless an up-to-date measurement is there: one of the same key, or
+    without `throughput`, any of the same spec (a full measurement holds params and FLOPs too)."""
+    setting = resolve_setting(recipe.profiles[profile].measure) if throughput else None
     spec = recipe.spec(step.id, profile)
-    key = measure_key(spec, setting, device_name(setting.device))
+    key = measure_key(spec, setting, device_name(setting.device)) if setting is not None else structure_key(spec)
     out = store.step_dir(recipe.name, profile, step.id)
     metrics_path = out / "metrics.json"
+    if not force and setting is None and (_current(metrics_path, key, log, field="structure_key")
+                                          or _measured_spec(out, spec)):
+        log(f"[{step.id}] {recipe.label(step.id, profile)}: params and FLOPs unchanged, skipped (--force re-measures)")
+        return
     if not force and _current(metrics_path, key, log):
         busy = str(read_json(metrics_path).get("load", "")).startswith("busy")
         log(f"[{step.id}] {recipe.label(step.id, profile)}: measurements unchanged, skipped ("
@@ -213,9 +237,9 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
+    speed = _speed(step, measured, setting) if setting is not None else "throughput not measured (--no-throughput)"
     log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(measured['params_m'])}M params, "
-        f"{significant(measured['gflops'])} GFLOPs, "
-        f"{_speed(step, measured, setting)}; not counted: {uncounted or 'nothing'}")
+        f"{significant(measured['gflops'])} GFLOPs, {speed}; not counted: {uncounted or 'nothing'}")
 
 
 def _speed(step: Step, measured: dict[str, Any], setting: Setting) -> str:
@@ -315,7 +339,9 @@ def _mend_log(run_dir: Path, epochs: int, log: Callable[[str], None]) -> None:
 def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int, force: bool,
               log: Callable[[str], None], progress: RunProgress) -> tuple[Optional[dict], dict[str, Any]]:
     """Pre-train the encoder fine-tuning starts from, when `cfg.pretrain` asks: (its weights, its metrics).
-    A finished pre-training with the same key is reused; an unfinished one resumes; changed settings start over."""
+    A finished pre-training with the same key is reused; an unfinished one resumes; changed settings start over.
+    Relative position bias tables pre-trained at other windows (pretrain.set) are resized to the fine-tuning
+    model's, named in the log and in the metrics' pretrain_resized."""
     if cfg.pretrain is None:
         return None, {}
     key, metrics_path, encoder_path = pretrain_key(spec, cfg, seed), out / "metrics.json", out / ENCODER_FILE
@@ -345,4 +371,12 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
             f"({pre['pretrain_peak_kind']})")
     if state is None:
         state = load_checkpoint(encoder_path)
-    return state, {k: v for k, v in pre.items() if k != "key"}
+    with torch.device("meta"):  # the fine-tuning model's shapes only; train() draws its weights
+        fine_tuned = build(spec)
+    state, resized = fit_tables(state, fine_tuned)
+    metrics = {k: v for k, v in pre.items() if k != "key"}
+    if resized:
+        metrics["pretrain_resized"] = resized
+        log(f"[{step.id}] seed {seed}: {len(resized)} relative position bias tables pre-trained at other windows "
+            "resized to the fine-tuning ones (bicubic; metrics.json's pretrain_resized names them)")
+    return state, metrics

@@ -43,6 +43,11 @@ def measure_key(spec: ArchSpec, setting: Setting, device: str) -> str:
                     "schema": MEASURE_SCHEMA})
 
 
+def structure_key(spec: ArchSpec) -> str:
+    """What determines a step's params and FLOPs alone (`--no-throughput`): the spec."""
+    return _digest({"spec": canonical(spec).to_dict(), "measure": "params and FLOPs", "schema": MEASURE_SCHEMA})
+
+
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Everything that determines a training run's result, pre-training included."""
     return _digest({"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed})
@@ -50,5 +55,5 @@ def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
 
 def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Everything that determines a pre-training's encoder: spec, pre-training settings, images, seed."""
-    return _digest({"spec": canonical(spec).to_dict(), "pretrain": dataclasses.asdict(cfg.pretrain),
+    return _digest({"spec": canonical(spec).to_dict(), "pretrain": settings_data(cfg.pretrain),
                     "data": dataclasses.asdict(cfg.data), "seed": seed})

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..arch.spec import DESIGN_COLUMNS
+from ..arch.spec import DESIGN_COLUMNS, design_columns
 from ..cost.fidelity import StepFidelity, fidelity
 from ..io import CorruptFile, read_json, write_text_atomic
 from ..stats import Delta, SeedStats, paired_delta, seed_stats
@@ -157,7 +157,7 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         out, before = store.step_dir(recipe.name, profile, step.id), previous.get(step.id, {})
         m = _measurement(out)
         if m is not None:
-            row: dict[str, Any] = {c: m.get(c, "") for c in MEASURE_COLUMNS + list(DESIGN_COLUMNS)}
+            row: dict[str, Any] = {c: m.get(c, "") for c in MEASURE_COLUMNS}
             row["uncounted_ops"] = " ".join(sorted(m.get("uncounted_ops", {})))
             row["machine"] = m.get("fingerprint", "")  # metrics.json's `machine` is the device record
             row.update(_seed_summary(store, recipe, profile, step.id))
@@ -168,6 +168,8 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         else:
             row = {"step": step.id, "label": step.label, "parent": step.parent or "",
                    "transform": step.transform or "", "status": "missing"}
+        if row.get("status") != "missing":
+            row.update(design_columns(recipe.spec(step.id, profile)))  # how today's code describes the spec
         row.update({f"paper_{k}": v for k, v in step.paper.items()})
         row["classes"] = recipe.spec(step.id, profile).num_classes
         row["label"] = recipe.label(step.id, profile)  # the recipe's label today, saying so under a shrink

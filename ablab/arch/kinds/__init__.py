@@ -11,7 +11,7 @@ from typing import TypeVar
 from .attention import Global, MaskUnit, Window
 from .base import AttentionKind, BlockKind, DownsampleKind, HeadKind, Kind, RelPosKind, StageContext
 from .blocks import AttentionBlock, MlpBlock
-from .downsample import NoDownsample, PatchMerge, QPool, TokenPool
+from .downsample import GridPool, NoDownsample, PatchMerge, QPool, TokenPool
 from .head import AverageHead, TokenHead
 from .neighborhood import Neighborhood
 from .position import BiasTable, Decomposed, NoRelPos
@@ -26,7 +26,7 @@ def registry(*kinds: K) -> dict[str, K]:
 
 BLOCKS: dict[str, BlockKind] = registry(AttentionBlock(), MlpBlock())
 ATTENTION: dict[str, AttentionKind] = registry(Global(), Window(), MaskUnit(), Neighborhood())
-DOWNSAMPLE: dict[str, DownsampleKind] = registry(NoDownsample(), PatchMerge(), QPool(), TokenPool())
+DOWNSAMPLE: dict[str, DownsampleKind] = registry(NoDownsample(), PatchMerge(), QPool(), TokenPool(), GridPool())
 REL_POS: dict[str, RelPosKind] = registry(NoRelPos(), BiasTable(), Decomposed())
 HEADS: dict[str, HeadKind] = registry(TokenHead(), AverageHead())
 

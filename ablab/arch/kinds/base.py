@@ -68,6 +68,13 @@ class BlockKind(Kind):
     """What a stage's blocks are (`Stage.block`)."""
 
     attends = True  # blocks mix tokens, so heads, attention kinds and position biases apply
+    layers: int  # residual layers per block, declared by each kind; the papers count modules of two
+
+    def modules(self, depth: int) -> str:
+        """`depth` blocks as the papers count modules of two residual layers: '1' for HiViT's 2 MLP blocks, one
+        decimal when not whole."""
+        count = depth * self.layers / 2
+        return str(int(count)) if count.is_integer() else f"{count:.1f}"
 
     def build(self, ctx: StageContext, index: int, dim_in: int, dim_out: int, drop_path: float) -> nn.Module:
         """Block `index` of the stage: (B, N, dim_in) -> (B, N', dim_out)."""

@@ -20,6 +20,7 @@ class AttentionBlock(BlockKind):
     the previous stage's locality when that kind carries into pooling (Hiera's mask units)."""
 
     name = "attention"
+    layers = 2
 
     def reads(self, stage: Stage) -> tuple[str, ...]:
         return (("kv_kernel", "pool") if stage.pools_kv else ()) + (("q_kernel", "pool") if stage.pool_stride1 else ())
@@ -91,10 +92,12 @@ class AttentionBlock(BlockKind):
 
 
 class MlpBlock(BlockKind):
-    """HiViT's low stages: x + mlp(norm(x)) only; no token mixes with another."""
+    """HiViT's low stages: x + mlp(norm(x)) only, one residual layer (a paper module is two of them); no token
+    mixes with another."""
 
     name = "mlp"
     attends = False
+    layers = 1
 
     def problems(self, ctx: StageContext) -> list[Problem]:
         st = ctx.stage

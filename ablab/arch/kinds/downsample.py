@@ -1,9 +1,10 @@
-"""Downsample kinds: none, patch merging (Swin, HiViT), Q pooling (MViTv2, Hiera), 1D token pooling (HVT)."""
+"""Downsample kinds: none, patch merging (Swin, HiViT), Q pooling (MViTv2, Hiera), 1D and 2D token pooling (HVT)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from ..geometry import pooled_side
 from .base import DownsampleKind, Problem, StageContext
 
 if TYPE_CHECKING:
@@ -127,3 +128,54 @@ class TokenPool(DownsampleKind):
 
     def greenmim(self, ctx: StageContext) -> Optional[str]:
         return "1D token pooling"
+
+
+class GridPool(DownsampleKind):
+    """HVT Table 9: a 2D `pool` (max / avg, kernel `q_kernel`, stride 2, padding kernel // 2 unless kernel = 2)
+    over the token grid, so 28x28 -> 14x14 -> 7x7; the width is kept and the 2D layout too."""
+
+    name = "grid_pool"
+    fields = ("pool", "q_kernel")
+    halves = True  # the mask units halve with the grid; problems() keeps the width
+
+    def geometry(self, side: Optional[int], tokens: int, stage: Stage) -> tuple[Optional[int], int]:
+        if not side:
+            return side, tokens  # no grid to pool: problems() says so
+        side = pooled_side(side, stage.q_kernel, 2)
+        return side, side * side
+
+    def problems(self, ctx: StageContext) -> list[Problem]:
+        st, side, prev = ctx.stage, ctx.side_in, ctx.prev
+        if side is None:
+            return [("downsample", "grid_pool needs a 2D grid, and a token_pool before it left a 1D sequence")]
+        out = []
+        if st.pool not in ("max", "avg"):
+            out.append(("pool", f"grid_pool pools by max or avg, got {st.pool!r}"))
+        if st.q_kernel < 2 or (st.q_kernel != 2 and st.q_kernel % 2 == 0):
+            out.append(("q_kernel", f"2D pooling with stride 2 needs a kernel of 2 or an odd one (its padding "
+                                    f"kernel // 2 halves the grid, rounding up), got {st.q_kernel}"))
+        elif st.q_kernel == 2 and side % 2:
+            out.append(("downsample", f"grid_pool with kernel 2 (no padding) needs an even grid, got {side}x{side}: "
+                                      "use an odd kernel"))
+        if prev is not None and st.dim != prev.stage.dim:
+            out.append(("dim", f"grid_pool keeps the width ({prev.stage.dim} -> {st.dim})"))
+        return out
+
+    def build(self, ctx: StageContext, dim_in: int) -> nn.Module:
+        from ...nn.embed import GridPool as Pool
+
+        return Pool(op=ctx.stage.pool, kernel=ctx.stage.q_kernel, grid=ctx.side_in)
+
+    def describe(self, ctx: StageContext) -> Optional[str]:
+        return f"<- grid_pool ({ctx.stage.pool} k{ctx.stage.q_kernel}x{ctx.stage.q_kernel}/s2)"
+
+    def column(self, ctx: StageContext) -> str:
+        return f"{ctx.stage.pool}{ctx.stage.q_kernel}x{ctx.stage.q_kernel}"
+
+    def sparse(self, ctx: StageContext, unit: int) -> Optional[str]:
+        if ctx.stage.q_kernel != 2:
+            return f"2D token pooling with kernel {ctx.stage.q_kernel} > stride 2 overlaps mask units"
+        return "2D token pooling runs on the dense grid only (sparse MAE downsamples by patch merging)"
+
+    def greenmim(self, ctx: StageContext) -> Optional[str]:
+        return "2D token pooling"
