@@ -21,7 +21,7 @@ from ..stats import seed_stats  # noqa: E402
 from ..store.paths import Store  # noqa: E402
 from ..store.summary import top1_by_seed  # noqa: E402
 from .section import Section  # noqa: E402
-from .tables import gflops, ours_of  # noqa: E402
+from .tables import DATASETS, gflops, ours_of  # noqa: E402
 
 DPI = 150
 FONT = 8.5
@@ -45,10 +45,10 @@ def _bars(recipe: Recipe, section: Section, profile: str, store: Store, title: s
         if st is not None:
             ax.barh(y, st.mean, xerr=st.std or 0.0, capsize=3, color="white" if st.n == 1 else "tab:blue",
                     edgecolor="tab:blue")
-            ax.text(st.mean, y, f"  {st.mean:.1f} (n = {st.n})", va="center", fontsize=FONT)
+            ax.text(st.mean + (st.std or 0.0), y, f"  {st.mean:.1f} (n = {st.n})", va="center", fontsize=FONT)
         if "top1" in row.paper:
             ax.scatter(row.paper["top1"], y, marker="D", color="black", zorder=3)
-    data = recipe.train_config(section.rows[0].step, profile).data.name
+    data = DATASETS[recipe.train_config(section.rows[0].step, profile).data.name]
     ax.set(yticks=list(ys), yticklabels=[r.label for r in section.rows], xlim=(0, 100),
            xlabel=f"top-1 (%), ours at {profile} on {data}: mean ± std over seeds")
     ax.tick_params(labelsize=FONT)
@@ -73,11 +73,14 @@ def _scatter(recipe: Recipe, section: Section, profile: str, store: Store, title
                        mfc="white" if st.n == 1 else None, color="tab:blue", zorder=3)
         right.annotate(f"{row.label} (n = {st.n})", (x, st.mean), fontsize=FONT, xytext=(4, 4),
                        textcoords="offset points")
-    data = recipe.train_config(section.rows[0].step, profile).data.name
+    data = DATASETS[recipe.train_config(section.rows[0].step, profile).data.name]
     left.set(title=f"paper ({section.dataset})", xlabel="GFLOPs", ylabel="top-1 (%)")
     right.set(title=f"ours ({profile}, {data}; mean ± std over seeds)", xlabel="GFLOPs", ylabel="top-1 (%)")
     if not right.collections and not right.lines:
         right.text(0.5, 0.5, "not trained at this profile", ha="center", va="center", transform=right.transAxes)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.margins(x=0.3, y=0.15)  # room for the labels
     fig.suptitle(title, fontsize=FONT + 1)
     fig.tight_layout()
     return fig

@@ -5,6 +5,7 @@ their sections name (params and FLOPs, throughput unless told not to, training w
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
@@ -104,6 +105,7 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
     None trains where the profile is a shrink and only measures at paper scale (training the papers' models takes
     GPU-days). A recipe without `profile` is skipped with a line saying so."""
     from ..runs.preflight import preflight
+    from ..runs.progress import RunProgress
     from ..runs.runner import run_recipe
     from .figures import paper_figure
     from .tables import build_paper_table
@@ -127,8 +129,10 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
         ordered = [s.id for s in r.steps if s.id in ids]
         preflight(r, profile, ordered, data_root, 1, trains, measure_here=throughput)
         log(f"{r.name} ({profile}): {'training and measuring' if trains else 'measuring'} {', '.join(ordered)}")
-        run_recipe(r, profile, store, ordered, force, log=log, train_steps=trains,
-                   seeds=r.profiles[profile].seeds or (0,), data_root=data_root, throughput=throughput)
+        progress = RunProgress(enabled=sys.stdout.isatty(), log=log)  # bars on a terminal, epoch lines in a log
+        run_recipe(r, profile, store, ordered, force, log=progress.print, train_steps=trains,
+                   seeds=r.profiles[profile].seeds or (0,), data_root=data_root, progress=progress,
+                   throughput=throughput)
         if trains and r.attention_variance is not None and set(r.attention_variance.steps) <= set(ordered):
             from ..analysis.attention_variance import StudyError, run_attention_variance
             from ..report.variance_figure import write_variance_figure

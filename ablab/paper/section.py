@@ -62,6 +62,7 @@ class SettingRow:
     label: str
     paper: Any
     note: str = ""
+    printed: str = ""  # the paper's value as the recipe writes it (8.0e-4, not 0.0008)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _section(p: Problems, src: Source, body: Any, key: Key, steps: dict[str, Ste
         p.add(key + ("rows",), "rows: a non-empty list of {step: ID, label: ..., paper: {...}} is required")
         rows_value = []
     rows = [_row(p, src, r, key + ("rows", j), steps) for j, r in enumerate(rows_value)]
-    settings = _settings(p, body["settings"], key + ("settings",)) if "settings" in body else ()
+    settings = _settings(p, src, body["settings"], key + ("settings",)) if "settings" in body else ()
     if settings and len(rows_value) != 1:
         p.add(key + ("rows",), "a settings table reads one step's settings: give exactly one row")
     if len(p) > before:
@@ -147,7 +148,7 @@ def _section(p: Problems, src: Source, body: Any, key: Key, steps: dict[str, Ste
                    str(body.get("note", "")), str(body.get("dataset", "ImageNet-1K")), plot, settings)
 
 
-def _settings(p: Problems, value: Any, key: Key) -> tuple[SettingRow, ...]:
+def _settings(p: Problems, src: Source, value: Any, key: Key) -> tuple[SettingRow, ...]:
     """`settings: [{field: pretrain.lr, label: learning rate, paper: 8.0e-4}]`, each field a TrainConfig path."""
     from ..settings import TrainConfig  # a path is checked against the settings' fields
 
@@ -164,7 +165,8 @@ def _settings(p: Problems, value: Any, key: Key) -> tuple[SettingRow, ...]:
         if setting_value(TrainConfig(), path, default_pretrain=True) is MISSING:
             p.add(key + (i, "field"), f"'{path}' is no training setting (e.g. lr, pretrain.mask_ratio)")
             continue
-        out.append(SettingRow(path, str(body.get("label", path)), body["paper"], str(body.get("note", ""))))
+        printed = src.texts.get(key + (i, "paper"), str(body["paper"]))
+        out.append(SettingRow(path, str(body.get("label", path)), body["paper"], str(body.get("note", "")), printed))
     return tuple(out)
 
 

@@ -19,11 +19,12 @@ from ..recipe import Recipe
 from ..report.table import Table
 from ..stats import paired_delta, seed_stats
 from ..store.paths import Store
-from ..store.summary import read_rows, top1_by_seed
+from ..store.summary import read_rows, setting_label, top1_by_seed
 from .catalogue import find
 from .section import ACCURACY, MISSING, NUMERIC, STRUCTURE, TEXT, Row, Section, setting_value
 
 NORM_OPS = ("layer_norm", "batch_norm", "group_norm")
+SETTING_FIELDS = ("device", "dtype", "compile", "channels_last", "machine", "load")  # a summary row's setting
 DATASETS = {"shapetex": "ShapeTex proxy", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "ImageFolder"}
 TOLERANCE = 1e-9  # float noise on top of half a unit of the paper's last printed digit
 # a pre-training column: the summary's field (mean over seed runs) and the divisor to the paper's unit
@@ -139,7 +140,7 @@ def build_settings_table(recipe: Recipe, section: Section, profile: str) -> Tabl
     ours = [setting_value(cfg, s.field) for s in section.settings]
     frame = pd.DataFrame({
         "config": [s.label for s in section.settings],
-        "paper": [str(s.paper) for s in section.settings],
+        "paper": [s.printed for s in section.settings],
         f"ours ({profile})": ["" if o is MISSING or o is None else f"{o} {'✓' if same_setting(o, s.paper) else '✗'}"
                               for o, s in zip(ours, section.settings)],
         "how ours reads it": [s.note for s in section.settings],
@@ -184,6 +185,11 @@ def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Our
     scale = "paper scale" if prof.scale is None else f"the {profile} shrink (img {prof.scale.img_size} px)"
     trained = any(o.summary.get("top1") not in (None, "", "nan") for o in ours.values())
     parts = [f"Ours from recipe {recipe.name} ({recipe.path}), profile {profile}: models at {scale}."]
+    if "throughput" in section.columns:
+        settings = sorted({setting_label(*(o.summary.get(f, "") for f in SETTING_FIELDS)) for o in ours.values()}
+                          - {""})
+        parts.append(f"Our im/s: {'; '.join(settings) or 'not measured'} (the paper's: its own hardware); compare "
+                     "ratios between rows, never im/s across the two.")
     if prof.scale is not None:
         parts.append("Our params and FLOPs are the shrunk models': compare them as ratios between rows.")
     elif any(name in STRUCTURE for name in section.columns):
