@@ -367,6 +367,7 @@ def paper(
                                          "them (default: train a shrunk profile, only measure at paper scale, where "
                                          "training takes GPU-days)."),
     no_throughput: bool = typer.Option(False, "--no-throughput", help="Params and FLOPs only: seconds, not minutes."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds (default: each profile's)."),
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (e.g. CIFAR-100 for a cifar100 profile)."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     recipes: Path = typer.Option(Path("recipes"), "--recipes", help="Where the recipes are (searched recursively)."),
@@ -405,7 +406,14 @@ def paper(
         _fail([f"error: no recipe under {recipes} regenerates {', '.join(only) or name}; `ablab paper list {name}` "
                "says what is missing"])
     try:
-        tables = regenerate(chosen, profile, results, train, not no_throughput, data_root, force, typer.echo)
+        seed_list = tuple(int(x) for x in seeds.split(",")) if seeds else None
+        if seed_list is not None and (not all(0 <= x < 2**31 for x in seed_list) or len(set(seed_list)) < len(seed_list)):
+            raise ValueError
+    except ValueError:
+        _fail([f"error: --seeds: expected distinct comma-separated integers in [0, 2**31), got '{seeds}'"])
+    try:
+        tables = regenerate(chosen, profile, results, train, not no_throughput, data_root, force, typer.echo,
+                            seeds=seed_list)
     except PreflightError as e:
         _fail([f"error: {e}"])
     except KeyboardInterrupt:

@@ -137,6 +137,8 @@ def test_paper_command_errors(tmp_path):
     assert out.exit_code == 2 and "hvt has no table12" in out.output
     out = runner.invoke(app, ["paper", "hvt", "--recipes", str(tmp_path / "none")])
     assert out.exit_code == 2 and "no such directory" in out.output
+    out = runner.invoke(app, ["paper", "hvt", "--seeds", "0,0"])
+    assert out.exit_code == 2 and "--seeds: expected distinct" in out.output
 
 
 def test_train_at_overrides_one_profile_only():

@@ -100,10 +100,11 @@ def select(recipes: list[Recipe], paper: str, only: Optional[list[str]] = None) 
 
 
 def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Optional[bool], throughput: bool,
-               data_root: Optional[str], force: bool, log: Callable[[str], None]) -> list[Output]:
+               data_root: Optional[str], force: bool, log: Callable[[str], None],
+               seeds: Optional[tuple[int, ...]] = None) -> list[Output]:
     """Run every step the chosen sections name at `profile` (each recipe once), then build their tables. `train`
     None trains where the profile is a shrink and only measures at paper scale (training the papers' models takes
-    GPU-days). A recipe without `profile` is skipped with a line saying so."""
+    GPU-days). `seeds` replaces each profile's own. A recipe without `profile` is skipped with a line saying so."""
     from ..runs.preflight import preflight
     from ..runs.progress import RunProgress
     from ..runs.runner import run_recipe
@@ -131,7 +132,7 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
         log(f"{r.name} ({profile}): {'training and measuring' if trains else 'measuring'} {', '.join(ordered)}")
         progress = RunProgress(enabled=sys.stdout.isatty(), log=log)  # bars on a terminal, epoch lines in a log
         run_recipe(r, profile, store, ordered, force, log=progress.print, train_steps=trains,
-                   seeds=r.profiles[profile].seeds or (0,), data_root=data_root, progress=progress,
+                   seeds=seeds or r.profiles[profile].seeds or (0,), data_root=data_root, progress=progress,
                    throughput=throughput)
         if trains and r.attention_variance is not None and set(r.attention_variance.steps) <= set(ordered):
             from ..analysis.attention_variance import StudyError, run_attention_variance
