@@ -154,7 +154,7 @@ def run(
     wait: bool = typer.Option(False, "--wait", help="Wait for the jobs, then rewrite the summary and show each "
                               "run's state.", rich_help_panel=CLUSTER),
 ) -> None:
-    """Build, measure, train and evaluate every step of each recipe; results go to results/<recipe>/<profile>/.
+    """Build, measure, train and evaluate every step of each recipe; results go to runs/<recipe>/<profile>/ (--results).
 
     Finished work is skipped and interrupted training resumes from its last epoch, so re-running after
     Ctrl-C or a crash continues where it stopped. A recipe's `analysis:` runs after training.
