@@ -197,3 +197,39 @@ def test_ctrl_c_exits_cleanly_and_says_how_to_resume(write_recipe, tmp_path, mon
     result = CliRunner().invoke(app, ["run", str(write_recipe(RECIPE)), "--results", str(tmp_path)])
     assert result.exit_code == 130 and "run the same command to resume" in result.output
     assert "Traceback" not in result.output
+
+
+def write_cifar100(root, train: int, test: int) -> None:
+    """A CIFAR-100 in torchvision's on-disk format (cifar-100-python/{train,test,meta}), random pixels."""
+    import pickle
+
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", train), ("test", test)):
+        pixels = torch.randint(0, 256, (n, 3 * 32 * 32), generator=g, dtype=torch.uint8).numpy()
+        labels = (torch.arange(n) % 100).tolist()
+        with open(folder / split, "wb") as f:
+            pickle.dump({"data": pixels, "fine_labels": labels, "coarse_labels": [0] * n}, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
+
+
+def test_cifar100_from_data_root_trains_a_100_class_head(write_recipe, tmp_path, monkeypatch):
+    """`--data-root` reads a real CIFAR-100 through torchvision; the head follows the dataset's 100 classes."""
+    import torchvision
+
+    write_cifar100(tmp_path / "data", train=256, test=128)
+    # torchvision checks the release's md5 sums; the fixture has the format, not the release's bytes.
+    monkeypatch.setattr(torchvision.datasets.CIFAR100, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    text = RECIPE.replace("data: {train_size: 512, val_size: 256}", "data: {name: cifar100, workers: 0}").replace(
+        "epochs: 3, batch_size: 64", "epochs: 1, batch_size: 64")
+    results = tmp_path / "r"
+    result = CliRunner().invoke(app, ["run", str(write_recipe(text)), "--steps", "o", "--data-root",
+                                      str(tmp_path / "data"), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader((results / "tinytrain/cpu/summary.csv").open()))
+    assert row["status"] == "done" and row["top1"] != ""
+    state = load_checkpoint(next((results / "tinytrain/cpu").rglob("checkpoint.pt")))
+    assert state["model"]["head.weight"].shape[0] == 100
