@@ -71,7 +71,8 @@ def measure(spec_or_model: Union[ArchSpec, nn.Module], img_size: Optional[int] =
             throughput: bool = False, device: str = "auto") -> Measurement:
     """Exact params and FLOPs (fvcore, attention included; one multiply-add = one FLOP) of one image, and with
     `throughput` images/s on `device` (fp16 autocast on CUDA, fp32 on the CPU, as `ablab run` measures).
-    A built ablab model or a spec knows its image size; any other nn.Module needs `img_size`."""
+    A built ablab model or a spec knows its image size (and frames: a clip model is measured per clip); any other
+    nn.Module needs `img_size`."""
     from .arch.build import build
     from .cost.model import measure as measure_model
     from .cost.throughput import resolve_setting
@@ -84,7 +85,7 @@ def measure(spec_or_model: Union[ArchSpec, nn.Module], img_size: Optional[int] =
         raise ValueError("measure: give img_size for a model that is not an ablab model")
     chans = in_chans or (known.in_chans if known is not None else 3)
     setting = resolve_setting(Measure(device=device)) if throughput else None
-    return measure_model(model, size, chans, setting)
+    return measure_model(model, size, chans, setting, frames=known.frames if known is not None else 1)
 
 
 def run(recipe: Union[Recipe, str, Path], profile: Optional[str] = None, steps: Optional[list[str]] = None,

@@ -18,8 +18,11 @@ Problem = tuple[str, str]  # (field, message)
 
 ADDED = {"added": True}  # see the module docstring
 
-# classes of the datasets ablab knows without reading them (ImageFolder counts its folders)
-DATASET_CLASSES = {"shapetex": 10, "cifar10": 10, "cifar100": 100}
+# classes of the datasets ablab knows without reading them (ImageFolder and Kinetics count their folders)
+DATASET_CLASSES = {"shapetex": 10, "cifar10": 10, "cifar100": 100, "shapeclips": 10}
+GENERATED = ("shapetex", "shapeclips")  # made in memory from `seed`: train_size and val_size items, no root
+CLIP_DATASETS = ("shapeclips", "kinetics")  # clips (B, 3, T, S, S) for video models; the others hold images
+FRAME_STRIDE = 4  # Kinetics frames between a clip's frames, as Hiera and MViTv2 sample 16 frames
 
 
 def _at_least(obj: object, names: tuple[str, ...], least: float) -> list[Problem]:
@@ -32,15 +35,20 @@ def _not_negative(obj: object, names: tuple[str, ...]) -> list[Problem]:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where images come from. `shapetex` is generated (no download); the others load from `root`."""
+    """Where images or clips come from. `shapetex` and `shapeclips` are generated (no download); the others load
+    from `root`. Clip datasets (CLIP_DATASETS) feed video models, the others image models."""
 
-    name: Literal["shapetex", "cifar10", "cifar100", "imagefolder"] = "shapetex"
+    name: Literal["shapetex", "cifar10", "cifar100", "imagefolder", "shapeclips", "kinetics"] = "shapetex"
     root: str = ""
-    train_size: int = 10000  # shapetex only
-    val_size: int = 2000
-    seed: int = 0  # shapetex only: the dataset's own seed, independent of the run's seed
+    train_size: int = 10000  # generated datasets only
+    val_size: int = 2000  # generated datasets only
+    seed: int = 0  # generated datasets only: the dataset's own seed, independent of the run's seed
     workers: int = 0  # DataLoader workers for datasets read from disk
     shuffle_labels: bool = field(default=False, metadata=ADDED)  # a control: training labels permuted, nothing to learn
+    frame_shuffle: bool = field(default=False, metadata=ADDED)  # a control: every clip's frames permuted, no motion
+    frame_stride: int = field(default=FRAME_STRIDE, metadata=ADDED)  # kinetics: frames between a clip's frames
+    # kinetics evaluation: [spatial crops, temporal windows] per video, their logits averaged (Hiera, MViTv2: [3, 5])
+    views: tuple[int, int] = field(default=(1, 1), metadata=ADDED)
 
     def problems(self) -> list[Problem]:
         out = _at_least(self, ("train_size", "val_size"), 1) + _not_negative(self, ("seed", "workers"))
@@ -50,12 +58,33 @@ class DataConfig:
             out.append(("train_size", "at most 10,000,000 images"))
         if self.workers > 256:
             out.append(("workers", f"at most 256 DataLoader workers, got {self.workers}"))
+        return out + self._clip_problems()
+
+    def _clip_problems(self) -> list[Problem]:
+        """What is wrong with the fields of clip datasets, or with setting them for another dataset."""
+        out = []
+        if not 1 <= self.frame_stride <= 64:
+            out.append(("frame_stride", f"1 to 64 frames are required, got {self.frame_stride}"))
+        if len(self.views) != 2 or not all(1 <= v <= 10 for v in self.views):
+            out.append(("views", f"[spatial, temporal]: two view counts from 1 to 10 are required, got "
+                                 f"{list(self.views)}"))
+        if self.frame_shuffle and self.name not in CLIP_DATASETS:
+            out.append(("frame_shuffle", f"permutes the frames of clips; dataset '{self.name}' holds images"))
+        if self.name != "kinetics" and self.frame_stride != FRAME_STRIDE:
+            out.append(("frame_stride", f"samples videos of kinetics; dataset '{self.name}' has no frames to skip"))
+        if self.name != "kinetics" and tuple(self.views) != (1, 1):
+            out.append(("views", f"multi-view evaluation is for kinetics; dataset '{self.name}' is evaluated once"))
         return out
 
     @property
     def num_classes(self) -> Optional[int]:
-        """Classes of the dataset when known without loading it (None for ImageFolder)."""
+        """Classes of the dataset when known without loading it (None for ImageFolder and Kinetics)."""
         return DATASET_CLASSES.get(self.name)
+
+    @property
+    def clips(self) -> bool:
+        """Whether the dataset holds clips, for video models, rather than images."""
+        return self.name in CLIP_DATASETS
 
 
 @dataclass(frozen=True)
@@ -196,8 +225,8 @@ class TrainConfig:
             out.append(("clip_grad", f"must be positive, got {self.clip_grad}"))
         if self.warmup_epochs > self.epochs:
             out.append(("warmup_epochs", f"{self.warmup_epochs} warm-up epochs of {self.epochs}"))
-        if self.data.name == "shapetex" and self.data.train_size < self.batch_size:
-            out.append(("batch_size", f"{self.batch_size} is more than the {self.data.train_size} training images: "
+        if self.data.name in GENERATED and self.data.train_size < self.batch_size:
+            out.append(("batch_size", f"{self.batch_size} is more than the {self.data.train_size} training items: "
                                       "an epoch would hold no batch"))
         if self.epoch_val is not None and self.epoch_val < 1:
             out.append(("epoch_val", f"must be at least 1, got {self.epoch_val}"))
@@ -208,15 +237,19 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Scale:
-    """A profile's shrink of every step: image size, and factors for patch sizes, widths and depths."""
+    """A profile's shrink of every step: image size, factors for patch sizes, widths and depths, and a clip
+    model's frames."""
 
     img_size: int
     patch: float = 1.0  # patch-size factor: 16 -> 4 at 0.25
     width: float = 1.0
     depth: float = 1.0
+    frames: Optional[int] = field(default=None, metadata=ADDED)  # input frames of clip models (None: the spec's)
 
     def problems(self) -> list[Problem]:
         out = _at_least(self, ("img_size",), 1)
+        if self.frames is not None and not 2 <= self.frames <= 4096:
+            out.append(("frames", f"a clip has 2 to 4096 frames, got {self.frames}"))
         if self.img_size > 4096:
             out.append(("img_size", f"at most 4096 px, got {self.img_size}"))
         return out + [(n, f"a factor in (0, 4] is required, got {getattr(self, n)}") for n in ("patch", "width", "depth")

@@ -70,7 +70,7 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
             continue
         spec = recipe.spec(step.id, profile)
         try:
-            tp = measure_throughput(build(spec), spec.img_size, setting, spec.in_chans)
+            tp = measure_throughput(build(spec), spec.img_size, setting, spec.in_chans, frames=spec.frames)
         except MachineBusy as e:
             print(f"{recipe.name:16s} {step.id:14s} not measured: {e}", flush=True)
             continue

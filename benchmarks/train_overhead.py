@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
     spec, cfg = recipe.spec(args.step, args.profile), recipe.train_config(args.step, args.profile)
-    data = build_data(cfg, spec.img_size, seed=0)
+    data = build_data(cfg, spec.img_size, seed=0, frames=spec.frames)
     runs = {"engine": [], "bare": []}
     for order in (("engine", "bare"), ("bare", "engine")):
         for name in order:

@@ -16,7 +16,7 @@ torch.set_num_threads(2)
 
 
 def assert_every_step_runs(recipe, profile: str, batch: int = 2, img_size: Optional[int] = None) -> None:
-    """Every step of `recipe` at `profile` builds and maps a batch to (batch, classes) logits."""
+    """Every step of `recipe` at `profile` builds and maps a batch (of images or clips) to (batch, classes) logits."""
     from ablab.arch.build import build
 
     for step in recipe.steps:
@@ -24,7 +24,7 @@ def assert_every_step_runs(recipe, profile: str, batch: int = 2, img_size: Optio
         if img_size is not None:
             spec = ArchSpec.from_dict(spec.to_dict() | {"img_size": img_size})
         with torch.no_grad():
-            out = build(spec).eval()(torch.randn(batch, 3, spec.img_size, spec.img_size))
+            out = build(spec).eval()(torch.randn(spec.input_shape(batch)))
         assert out.shape == (batch, spec.num_classes), step.id
 
 

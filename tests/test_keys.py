@@ -32,7 +32,7 @@ def logits(spec) -> torch.Tensor:
     torch.manual_seed(0)
     model = build(spec).eval()
     with torch.no_grad():
-        return model(torch.randn(2, 3, spec.img_size, spec.img_size, generator=torch.Generator().manual_seed(1)))
+        return model(torch.randn(spec.input_shape(2), generator=torch.Generator().manual_seed(1)))
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: p.stem)

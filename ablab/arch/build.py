@@ -15,19 +15,26 @@ from .spec import ArchSpec, check
 
 
 class StageModule(nn.Module):
-    """Downsample (patch merge / token pool), position embedding (+ class token), then the blocks."""
+    """Downsample (patch merge / token pool), position embedding (+ class token), then the blocks.
+
+    The embedding is one table over every token (`pos_tokens`), or, separated (`pos_frames` > 0), a spatial
+    table of `pos_tokens` plus a temporal one of `pos_frames` (Hiera's video models: token (t, y, x) gets
+    spatial[y, x] + temporal[t])."""
 
     def __init__(self, *, downsample: nn.Module, blocks: list[nn.Module], pos_tokens: int, dim: int,
-                 class_token: bool) -> None:
+                 class_token: bool, pos_frames: int = 0) -> None:
         super().__init__()
         self.downsample = downsample
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, pos_tokens, dim)) if pos_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, pos_tokens, dim)) if pos_tokens and not pos_frames else None
+        self.pos_embed_spatial = nn.Parameter(torch.zeros(1, pos_tokens, dim)) if pos_frames else None
+        self.pos_embed_temporal = nn.Parameter(torch.zeros(1, pos_frames, dim)) if pos_frames else None
         self.blocks = nn.Sequential(*blocks)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
-        if self.pos_embed is not None:
-            trunc_normal_(self.pos_embed, std=0.02)
+        for table in (self.pos_embed, self.pos_embed_spatial, self.pos_embed_temporal):
+            if table is not None:
+                trunc_normal_(table, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
@@ -35,6 +42,10 @@ class StageModule(nn.Module):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:
             x = x + self.pos_embed
+        if self.pos_embed_spatial is not None:  # B, T*N, C + (1, T*N, C): frame-major tokens
+            n = self.pos_embed_spatial.shape[1]
+            x = x + (self.pos_embed_spatial.repeat(1, self.pos_embed_temporal.shape[1], 1)
+                     + self.pos_embed_temporal.repeat_interleave(n, dim=1))
         return self.blocks(x)
 
 
@@ -46,7 +57,8 @@ class Net(nn.Module):
         check(spec)
         self.spec = spec
         self.patch_embed = PatchEmbed(patch=spec.patch_size, in_chans=spec.in_chans, dim=spec.stages[0].dim,
-                                      norm=spec.stem_norm, eps=spec.norm_eps, kernel=spec.stem_kernel)
+                                      norm=spec.stem_norm, eps=spec.norm_eps, kernel=spec.stem_kernel,
+                                      clip=spec.frames > 1, patch_t=spec.patch_t, kernel_t=spec.stem_kernel_t)
         total = sum(st.depth for st in spec.stages)
         rates = iter(torch.linspace(0, spec.drop_path, total, device="cpu").tolist() if total else [])
         stages, width = [], spec.stages[0].dim  # width: of the tokens leaving the previous stage
@@ -55,9 +67,10 @@ class Net(nn.Module):
             down = ctx.downsample.build(ctx, width)
             blocks = list(_blocks(ctx, ctx.downsample.width(width, st), rates))
             cls_here = spec.class_token and ctx.index == 0
-            pos_tokens = ctx.tokens + int(cls_here) if st.pos_embed else 0
+            pos_frames = spec.t_tokens if st.pos_embed and spec.sep_pos_embed else 0
+            pos_tokens = (ctx.tokens // max(pos_frames, 1) + int(cls_here)) if st.pos_embed else 0
             stages.append(StageModule(downsample=down, blocks=blocks, pos_tokens=pos_tokens, dim=st.dim,
-                                      class_token=cls_here))
+                                      class_token=cls_here, pos_frames=pos_frames))
             width = _stage_out_dim(ctx)
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(width, eps=spec.norm_eps)
@@ -65,7 +78,8 @@ class Net(nn.Module):
         self.apply(functools.partial(_init_weights, std=spec.init_std))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> final tokens (B, N, C), normalised unless the norm comes after pooling."""
+        """(B, 3, H, W) or a clip (B, 3, T, H, W) -> final tokens (B, N, C), normalised unless the norm comes after
+        pooling."""
         x = self.stages(self.patch_embed(x))
         return self.norm(x) if self.spec.head_norm == "tokens" else x
 

@@ -11,7 +11,12 @@ def describe(spec: ArchSpec) -> list[str]:
     head."""
     stem = (f"{spec.stem_kernel}x{spec.stem_kernel} conv, stride {spec.patch_size}" if spec.stem_kernel
             else f"{spec.patch_size}x{spec.patch_size} patches")
-    lines = [f"input {spec.img_size}px x{spec.in_chans} -> stem {stem}"
+    clip = ""
+    if spec.frames > 1:  # a clip: the stem's temporal kernel and stride, and the token frames it leaves
+        kt = spec.stem_kernel_t or spec.patch_t
+        stem = f"{kt}x{stem} (time stride {spec.patch_t}: {spec.t_tokens} token frames)"
+        clip = f"{spec.frames} frames x "
+    lines = [f"input {clip}{spec.img_size}px x{spec.in_chans} -> stem {stem}"
              f"{' + LayerNorm' if spec.stem_norm else ''}{', class token' if spec.class_token else ''}"]
     for ctx in spec.contexts():
         st = ctx.stage
@@ -27,7 +32,7 @@ def describe(spec: ArchSpec) -> list[str]:
         if st.residual_pooling:
             extras.append("residual pooling")
         if st.pos_embed:
-            extras.append("abs pos embed")
+            extras.append("abs pos embed" + (" (space + time)" if spec.sep_pos_embed else ""))
         extras.append(ctx.downsample.describe(ctx))
         where = f"{ctx.side}x{ctx.side}" if ctx.side else f"{ctx.tokens} tok"
         lines.append(f"stage {ctx.index}: {where:>7} {modules:>4} x {ctx.block.describe(ctx):<24} dim {st.dim:<5} "

@@ -196,3 +196,45 @@ def hiera_l() -> ArchSpec:
 @preset("hiera_h", timm="hiera_huge_224")
 def hiera_h() -> ArchSpec:
     return hiera(256, (2, 6, 36, 4), 4)
+
+
+# ---- video (clips of 16 frames at 224 px) ------------------------------------------
+
+
+def hiera_video(dim: int, depths: tuple[int, ...], heads: int) -> ArchSpec:
+    """Hiera's video models (the official code's hiera_*_16x224): 16 frames, a 3x7x7 stem of stride 2x4x4 (8 x 56 x 56
+    tokens), mask units of 1x8x8 tokens and Q pooling over space only, separate space and time position
+    embeddings, Kinetics-400's 400 classes."""
+    return replace(hiera(dim, depths, heads), frames=16, patch_t=2, stem_kernel_t=3, sep_pos_embed=True,
+                   num_classes=400)
+
+
+@preset("mvitv2_l_16x224")
+def mvitv2_l_16x224() -> ArchSpec:
+    """MViTv2-L for 16 x 224^2 clips, Hiera Table 1's video base (MaskFeat's configuration: 218M, 377 GFLOPs): the
+    image model with a 3x7x7 stem of stride 2x4x4, 3x3x3 Q/KV pools, temporal relative positions and the KV strides
+    doubled (8-4-2-1). SlowFast's configuration also carries a class token beside the averaged tokens; ours
+    averages the tokens alone (144 parameters fewer)."""
+    spec = mvitv2(144, (2, 6, 36, 4), 2, "mlp")
+    stages = tuple(replace(st, kv_stride=max(8 // 2**i, 1)) for i, st in enumerate(spec.stages))
+    return replace(spec, stages=stages, frames=16, patch_t=2, stem_kernel_t=3, pool_kernel_t=3, num_classes=400)
+
+
+@preset("hiera_b_16x224")
+def hiera_b_16x224() -> ArchSpec:
+    return hiera_video(96, (2, 3, 16, 3), 1)
+
+
+@preset("hiera_b_plus_16x224")
+def hiera_b_plus_16x224() -> ArchSpec:
+    return hiera_video(112, (2, 3, 16, 3), 2)
+
+
+@preset("hiera_l_16x224")
+def hiera_l_16x224() -> ArchSpec:
+    return hiera_video(144, (2, 6, 36, 4), 2)
+
+
+@preset("hiera_h_16x224")
+def hiera_h_16x224() -> ArchSpec:
+    return hiera_video(256, (2, 6, 36, 4), 4)

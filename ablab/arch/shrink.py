@@ -3,7 +3,7 @@
 A shrink applies the same factors to every step's spec, so each step keeps its meaning: widths and head counts
 scale together (at least one head), depths scale and round (at least 1 block), the image and every patch size
 scale so each stage keeps its share of the grid, and each attention kind keeps what it reads of the grid (windows
-keep their share of it). Strides, pooling kernels and mask units (in tokens) are kept, so every pooling step
+keep their share of it). A clip model takes the profile's frames, if it names them, through the same temporal stem. Strides, pooling kernels and mask units (in tokens) are kept, so every pooling step
 still pools; an overlapping stem keeps an odd kernel of its scaled size. Linear weights start at init_std /
 sqrt(width factor): every fan-in shrinks by that factor, so std x sqrt(fan-in), the scale of each layer's output
 at initialisation, stays the paper model's (at std 0.02 a 72-wide proxy starts near-silent and its runs stall on
@@ -42,8 +42,10 @@ def shrink(spec: ArchSpec, scale: Optional[Scale], num_classes: Optional[int] = 
                             depth=max(1, _round(st.depth * scale.depth)))
         for st in spec.stages
     )
+    if scale.frames is not None and spec.frames == 1:
+        raise SpecError([f"scale frames {scale.frames}: the model takes images (frames 1)"])
     new = dataclasses.replace(spec, img_size=scale.img_size, patch_size=patch, stem_kernel=stem_kernel, stages=stages,
-                              init_std=spec.init_std / math.sqrt(scale.width))
+                              init_std=spec.init_std / math.sqrt(scale.width), frames=scale.frames or spec.frames)
     for old_ctx, ctx in zip(spec.contexts(), new.contexts()):
         if old_ctx.side and ctx.side:
             changes = ctx.attention.shrink(ctx.stage, old_ctx.side, ctx.side)

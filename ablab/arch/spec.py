@@ -101,6 +101,15 @@ class ArchSpec:
       the pooled vector (`pooled`: Hiera, HiViT).
     channel_expand -- at a q_pool transition, widen in the first block's attention (`attn`: MViTv2-B,
       Hiera) or in the previous stage's last MLP (`mlp`: MViTv2-L).
+    frames -- input frames T (1: an image, the T = 1 case of the same model). A clip's stem is a 3D conv of
+      temporal stride `patch_t` and kernel `stem_kernel_t` (0: patch_t, non-overlapping; an odd k: padded by
+      k // 2; Hiera and MViTv2 video: 3 x 7 x 7 with stride 2 x 4 x 4), giving `t_tokens` token frames. Every
+      2D operator (windows, mask units, Q pooling, patch merging) runs on each token frame; global attention
+      runs over all of them.
+    sep_pos_embed -- an absolute position embedding is a spatial table (side^2) plus a temporal one (t_tokens),
+      as Hiera's video models; otherwise one table over every token.
+    pool_kernel_t -- the temporal kernel of attention's Q and KV pools over a clip (stride 1 in time, padded by
+      kernel // 2; MViTv2's video models: 3, so their pools are 3x3x3); 1 pools each token frame alone (Hiera).
     """
 
     stages: tuple[Stage, ...]
@@ -119,16 +128,35 @@ class ArchSpec:
     channel_expand: Expand = "attn"
     drop_path: float = 0.0
     init_std: float = field(default=0.02, metadata=ADDED)  # of every Linear weight (timm's trunc-normal 0.02)
+    frames: int = field(default=1, metadata=ADDED)
+    patch_t: int = field(default=1, metadata=ADDED)
+    stem_kernel_t: int = field(default=0, metadata=ADDED)
+    sep_pos_embed: bool = field(default=False, metadata=ADDED)
+    pool_kernel_t: int = field(default=1, metadata=ADDED)
     name: str = field(default="", compare=False)
 
     # ---- derived geometry -------------------------------------------------
+    @property
+    def t_tokens(self) -> int:
+        """Token frames after the stem: 1 for an image."""
+        if self.frames == 1:
+            return 1
+        kernel = self.stem_kernel_t or self.patch_t
+        return (self.frames + 2 * (kernel // 2 if self.stem_kernel_t else 0) - kernel) // self.patch_t + 1
+
+    def input_shape(self, batch: int) -> tuple[int, ...]:
+        """(batch, C, H, W) for images, (batch, C, T, H, W) for clips."""
+        return input_shape(batch, self.in_chans, self.img_size, self.frames)
+
     def contexts(self) -> list[StageContext]:
         """Every stage where it sits: its input and output grid, mask-unit side and kinds (names must be known)."""
         side: Optional[int] = self.img_size // self.patch_size
-        tokens, unit, prev, out = side * side, self.mask_unit, None, []
+        t = self.t_tokens
+        tokens, unit, prev, out = t * side * side, self.mask_unit, None, []
         for i, st in enumerate(self.stages):
             down = DOWNSAMPLE[st.downsample]
             side_out, tokens = down.geometry(side, tokens, st)
+            tokens = t * side_out * side_out if side_out else tokens  # 2D operators run on every token frame
             unit = unit // 2 if down.halves else unit
             prev = StageContext(self, i, side, side_out, tokens, unit, BLOCKS[st.block], ATTENTION[st.attention],
                                 down, REL_POS[st.rel_pos], prev)
@@ -169,10 +197,11 @@ class ArchSpec:
         if self.pool not in HEADS:
             out.append((("pool",), f"unknown head kind {self.pool!r}; {did_you_mean(self.pool, HEADS)}"))
         for name, most in (("img_size", 4096), ("in_chans", 64), ("patch_size", 4096), ("num_classes", 1 << 20),
-                           ("mask_unit", 4096), ("stem_kernel", 4096)):
-            if not (1 if name not in ("num_classes", "stem_kernel") else 0) <= getattr(self, name) <= most:
-                out.append(((name,), f"must be from {1 if name not in ('num_classes', 'stem_kernel') else 0} to "
-                                     f"{most}, got {getattr(self, name)}"))
+                           ("mask_unit", 4096), ("stem_kernel", 4096), ("frames", 4096), ("patch_t", 4096),
+                           ("stem_kernel_t", 4096), ("pool_kernel_t", 64)):
+            least = 0 if name in ("num_classes", "stem_kernel", "stem_kernel_t") else 1
+            if not least <= getattr(self, name) <= most:
+                out.append(((name,), f"must be from {least} to {most}, got {getattr(self, name)}"))
         if not 0 <= self.drop_path < 1:
             out.append((("drop_path",), f"a probability in [0, 1) is required, got {self.drop_path}"))
         if not 0 < self.init_std <= 1:
@@ -188,6 +217,7 @@ class ArchSpec:
         if self.stem_kernel and (self.stem_kernel % 2 == 0 or self.stem_kernel < self.patch_size):
             out.append((("stem_kernel",), f"an overlapping stem needs an odd kernel >= patch_size, got "
                                           f"{self.stem_kernel}"))
+        out += self._time_problems()
         for ctx in self.contexts():
             out += [(("stages", ctx.index, name), message) for name, message in _stage_problems(ctx)]
             if ctx.side == 0:
@@ -197,6 +227,25 @@ class ArchSpec:
                                  or first.multiscale):
             out.append((("class_token",), "a class token needs a single stage of plain global attention"))
         out += [((name,), message) for name, message in HEADS[self.pool].problems(self)]
+        return out
+
+    def _time_problems(self) -> list[tuple[Key, str]]:
+        """What is wrong with the temporal stem of a clip model, or with temporal fields on an image model."""
+        if self.frames == 1:
+            return [((name,), "an image model (frames 1) has no time axis; set frames")
+                    for name in ("patch_t", "stem_kernel_t", "pool_kernel_t")
+                    if getattr(self, name) != getattr(ArchSpec, name)]
+        out: list[tuple[Key, str]] = []
+        if self.stem_kernel_t and (self.stem_kernel_t % 2 == 0 or self.stem_kernel_t < self.patch_t):
+            out.append((("stem_kernel_t",), f"an overlapping temporal stem needs an odd kernel >= patch_t, got "
+                                            f"{self.stem_kernel_t}"))
+        elif not self.stem_kernel_t and self.frames % self.patch_t:
+            out.append((("frames",), f"{self.frames} frames are not divisible by patch_t {self.patch_t}"))
+        if self.pool_kernel_t % 2 == 0:
+            out.append((("pool_kernel_t",), f"a temporal pool keeps the frames with an odd kernel, got "
+                                            f"{self.pool_kernel_t}"))
+        if self.class_token and self.sep_pos_embed:
+            out.append((("sep_pos_embed",), "separate space and time embeddings take no class token"))
         return out
 
     # ---- serialisation ----------------------------------------------------
@@ -214,6 +263,11 @@ class ArchSpec:
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
         """Build and check a spec from plain data; SpecError lists every unknown, mistyped or unbuildable field."""
         return loaded(cls, data, SpecError)
+
+
+def input_shape(batch: int, in_chans: int, img_size: int, frames: int = 1) -> tuple[int, ...]:
+    """A batch's shape: (batch, C, H, W) for images, (batch, C, T, H, W) for clips of `frames` frames."""
+    return (batch, in_chans, img_size, img_size) if frames == 1 else (batch, in_chans, frames, img_size, img_size)
 
 
 def _stage_problems(ctx: StageContext) -> list[tuple[str, str]]:
@@ -248,7 +302,11 @@ def canonical(spec: ArchSpec) -> ArchSpec:
         stages.append(dataclasses.replace(st, **{f: getattr(default, f) for f in kind_fields if f not in used}))
         spec_fields |= set(ctx.attention.spec_fields)
     mask_unit = spec.mask_unit if "mask_unit" in spec_fields else ArchSpec.mask_unit
-    return dataclasses.replace(spec, stages=tuple(stages), mask_unit=mask_unit, name="")
+    sep = spec.sep_pos_embed and any(st.pos_embed for st in spec.stages)
+    pools = any(st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block
+                for st, ctx in zip(spec.stages, spec.contexts()))
+    return dataclasses.replace(spec, stages=tuple(stages), mask_unit=mask_unit, sep_pos_embed=sep,
+                               pool_kernel_t=spec.pool_kernel_t if pools else 1, name="")
 
 
 def _flat_top(spec: ArchSpec) -> dict[str, Any]:
@@ -295,7 +353,9 @@ def design_columns(spec: ArchSpec) -> dict[str, str]:
     contexts, stages = spec.contexts(), spec.stages
     expands = any(ctx.downsample.pools_in_block and ctx.stage.dim != ctx.prev.stage.dim for ctx in contexts[1:])
     return {
-        "resolution": f"{spec.img_size}px/{spec.patch_size}" + (f"k{spec.stem_kernel}" if spec.stem_kernel else ""),
+        "resolution": (f"{spec.frames}x" if spec.frames > 1 else "") + f"{spec.img_size}px/"
+                      + (f"{spec.patch_t}x" if spec.frames > 1 else "") + f"{spec.patch_size}"
+                      + (f"k{spec.stem_kernel}" if spec.stem_kernel else ""),
         "tokens": join([ctx.tokens for ctx in contexts]),
         "depths": join([ctx.block.modules(ctx.stage.depth) for ctx in contexts]),  # as papers count them
         "dims": join([st.dim for st in stages]),

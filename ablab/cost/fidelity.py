@@ -105,7 +105,7 @@ class CostCache:
 
 
 def meta_cost(spec: ArchSpec) -> Cost:
-    """The Cost of one image through `spec`'s model, built and run on the meta device (no memory, no arithmetic)."""
+    """The Cost of one image (or clip) through `spec`'s model, built and run on the meta device (no memory, no arithmetic)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -120,7 +120,7 @@ def meta_cost(spec: ArchSpec) -> Cost:
             sizes.append(output.numel())
 
     hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-    x = torch.zeros(1, spec.in_chans, spec.img_size, spec.img_size, device="meta")
+    x = torch.zeros(spec.input_shape(1), device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     for hook in hooks:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..arch.spec import input_shape
+
 with warnings.catch_warnings():  # fvcore scripts its focal loss at import; torch deprecates jit.script
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
@@ -48,12 +50,12 @@ class FlopCount:
         return self.total / 1e9
 
 
-def count_flops(model: nn.Module, img_size: int, in_chans: int = 3) -> FlopCount:
-    """FLOPs of one forward pass on one image (eval mode, on the model's device)."""
+def count_flops(model: nn.Module, img_size: int, in_chans: int = 3, frames: int = 1) -> FlopCount:
+    """FLOPs of one forward pass on one image, or one clip of `frames` frames (eval mode, on the model's device)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, in_chans, img_size, img_size, device=device)
+    x = torch.zeros(input_shape(1, in_chans, img_size, frames), device=device)
     analysis = FlopCountAnalysis(model, x).set_op_handle(**EXTRA_HANDLES)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)

@@ -29,9 +29,10 @@ class Measurement:
         return self.flops.gflops
 
 
-def measure(model: nn.Module, img_size: int, in_chans: int = 3, setting: Optional[Setting] = None) -> Measurement:
-    """Params and FLOPs of `model` on one img_size x img_size image; throughput too when `setting` says how
-    (the model is then left on the setting's device)."""
-    flops = count_flops(model, img_size, in_chans)
-    speed = measure_throughput(model, img_size, setting, in_chans) if setting is not None else None
+def measure(model: nn.Module, img_size: int, in_chans: int = 3, setting: Optional[Setting] = None,
+            frames: int = 1) -> Measurement:
+    """Params and FLOPs of `model` on one img_size x img_size image (a clip of `frames` frames); throughput too when
+    `setting` says how (the model is then left on the setting's device)."""
+    flops = count_flops(model, img_size, in_chans, frames)
+    speed = measure_throughput(model, img_size, setting, in_chans, frames=frames) if setting is not None else None
     return Measurement(count_params(model), flops, speed)

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..arch.spec import input_shape
 from ..settings import Measure, Setting
 from .load import REFERENCE_TIME, Load, LoadWatch
 from .machine import device_name
@@ -84,8 +85,8 @@ def best_of_sweep(batch_sizes: tuple[int, ...], rate: Callable[[int], float]) ->
 
 
 def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setting(), in_chans: int = 3,
-                       wait: Callable[[float], None] = time.sleep) -> Throughput:
-    """Best median images/s of `model` over the setting's batch sizes, with its spread and the machine's load; the
+                       wait: Callable[[float], None] = time.sleep, frames: int = 1) -> Throughput:
+    """Best median images/s (clips/s for `frames` > 1) of `model` over the setting's batch sizes, with its spread and the machine's load; the
     model is left on the setting's device (and in channels_last when asked). With `compile`, torch.compiler.reset()
     clears the process's compiled graphs first. A busy machine is met as `setting.under_load` says (`wait` sleeps
     between attempts); MachineBusy where it refuses."""
@@ -106,7 +107,8 @@ def measure_throughput(model: nn.Module, img_size: int, setting: Setting = Setti
         if setting.compile != "none":  # a fresh static graph per batch size: no recompile limit, no dynamic shapes
             torch.compiler.reset()
             forward = torch.compile(model, mode=setting.compile, dynamic=False)
-        x = torch.randn(bs, in_chans, img_size, img_size, device=device).contiguous(memory_format=memory_format)
+        x = torch.randn(input_shape(bs, in_chans, img_size, frames), device=device)
+        x = x.contiguous(memory_format=memory_format) if frames == 1 else x  # channels_last is 4D
         autocast = torch.autocast("cuda", dtype=AUTOCAST[setting.dtype]) if setting.dtype in AUTOCAST else nullcontext()
         with torch.inference_mode(), autocast:
             seconds = timed_rounds(lambda: forward(x), sync, setting.warmup, setting.min_time, setting.rounds)

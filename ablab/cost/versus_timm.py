@@ -49,7 +49,7 @@ def bench_against_timm(name: str, batch_size: int = 8, rounds: int = 10, device:
     spec = preset_spec(name)
     ours = build(spec).eval().to(device)
     ref = timm.create_model(twins[name]).eval().to(device)
-    x = torch.randn(batch_size, spec.in_chans, spec.img_size, spec.img_size, device=device)
+    x = torch.randn(spec.input_shape(batch_size), device=device)
     times: dict[str, list[float]] = {"ours": [], "timm": []}
     with torch.inference_mode():
         ours(x), ref(x)  # warm-up

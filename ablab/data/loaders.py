@@ -1,10 +1,15 @@
 """Batches for training and evaluation, with augmentation from timm and a seeded order per epoch.
 
-In-memory data (ShapeTex) is batched by indexing tensors, which adds nothing over a bare loop;
-datasets on disk go through a DataLoader with timm's transforms.
+Image datasets give batches (B, 3, S, S); clip datasets (ShapeClips, Kinetics-style folders, `ablab.data.clips`)
+give (B, 3, T, S, S) for a model of T frames, and Kinetics' evaluation (B, V, 3, T, S, S) when `views` asks
+for more than one view per video (`ablab.data.clips.view_logits` averages their logits). Every batch is float32,
+normalised with ImageNet's mean and std.
 
-In a distributed run every process draws the same global order (and ShapeTex's flips) for an epoch and
-takes its own slice of each global batch, so any world size trains on the same images per optimiser step;
+In-memory data (ShapeTex, ShapeClips) is batched by indexing tensors, which adds nothing over a bare loop;
+datasets on disk go through a DataLoader with timm's transforms (images) or `VideoClips` (videos).
+
+In a distributed run every process draws the same global order (and in-memory data's flips) for an epoch and
+takes its own slice of each global batch, so any world size trains on the same items per optimiser step;
 each process evaluates a disjoint slice of the validation set.
 """
 
@@ -19,16 +24,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..dist import batch_share
 from ..seeds import epoch_seed
-from ..settings import DataConfig, TrainConfig
-from .synthetic import NUM_CLASSES, make_shapetex
+from ..settings import GENERATED, DataConfig, TrainConfig
+from .clips import MIRROR, VideoClips, make_shapeclips, shuffle_frames, video_folder
+from .errors import DataError
+from .synthetic import make_shapetex
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+MEAN = torch.tensor([0.485, 0.456, 0.406])
+STD = torch.tensor([0.229, 0.224, 0.225])
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded; the message says what was looked for where."""
 
 
 @dataclass
@@ -36,19 +39,24 @@ class Data:
     num_classes: int
     train_size: int
     train: Callable[[int], Batches]  # epoch -> batches (the order depends on the run seed and the epoch)
-    val: Callable[[Optional[int]], Batches]  # the first `limit` images of the validation split (None: all)
+    val: Callable[[Optional[int]], Batches]  # the first `limit` items of the validation split (None: all)
 
 
-_SHAPETEX_CACHE: dict[tuple[int, int, int, int], tuple[torch.Tensor, ...]] = {}
+_GENERATED_CACHE: dict[tuple[str, int, int, int, int, int], tuple[torch.Tensor, ...]] = {}
 
 
-def _shapetex(cfg: DataConfig, img_size: int) -> tuple[torch.Tensor, ...]:
-    key = (cfg.train_size, cfg.val_size, cfg.seed, img_size)
-    if key not in _SHAPETEX_CACHE:
-        xt, yt = make_shapetex(cfg.train_size, 2 * cfg.seed, img_size)
-        xv, yv = make_shapetex(cfg.val_size, 2 * cfg.seed + 1, img_size)
-        _SHAPETEX_CACHE[key] = (xt, yt, xv, yv)
-    return _SHAPETEX_CACHE[key]
+def _generated(cfg: DataConfig, img_size: int, frames: int) -> tuple[torch.Tensor, ...]:
+    """The training and validation items and labels of ShapeTex or ShapeClips, made once per process."""
+    key = (cfg.name, cfg.train_size, cfg.val_size, cfg.seed, img_size, frames)
+    if key not in _GENERATED_CACHE:
+        if cfg.name == "shapetex":
+            xt, yt = make_shapetex(cfg.train_size, 2 * cfg.seed, img_size)
+            xv, yv = make_shapetex(cfg.val_size, 2 * cfg.seed + 1, img_size)
+        else:
+            xt, yt = make_shapeclips(cfg.train_size, 2 * cfg.seed, frames=frames, img_size=img_size)
+            xv, yv = make_shapeclips(cfg.val_size, 2 * cfg.seed + 1, frames=frames, img_size=img_size)
+        _GENERATED_CACHE[key] = (xt, yt, xv, yv)
+    return _GENERATED_CACHE[key]
 
 
 def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:
@@ -70,8 +78,10 @@ class _RelabelledDataset(Dataset):
         return self.dataset[i][0], self.targets[i]
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    return (x.float() / 255 - MEAN) / STD
+def _normalise(x: torch.Tensor, clips: bool = False) -> torch.Tensor:
+    """uint8 images (..., 3, S, S) or clips (..., 3, T, S, S) as float32 normalised per channel."""
+    shape = (3, 1, 1, 1) if clips else (3, 1, 1)
+    return (x.float() / 255 - MEAN.view(shape)) / STD.view(shape)
 
 
 def _share(rank: int, world: int, n: int) -> slice:
@@ -79,51 +89,116 @@ def _share(rank: int, world: int, n: int) -> slice:
     return slice(n * rank // world, n * (rank + 1) // world)
 
 
-def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, world: int = 1) -> Data:
-    """Process `rank` of `world`'s batches for `train.data` at `img_size`: its share of every global batch of
-    train.batch_size images and its slice of the validation set (all of both in a world of one).
-    DataError names a missing or malformed path; WorldSizeError a global batch the processes cannot share."""
+def _check_frames(cfg: DataConfig, frames: int) -> None:
+    """DataError unless the model's input frames suit the dataset: 1 for images, at least 2 for clips."""
+    if cfg.clips and frames < 2:
+        raise DataError(f"dataset '{cfg.name}' holds clips; the model takes {frames} frame(s), but a video model "
+                        "of at least 2 frames is required")
+    if not cfg.clips and frames != 1:
+        raise DataError(f"dataset '{cfg.name}' has no frames; the model takes {frames}")
+
+
+def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, world: int = 1, *,
+               frames: int = 1) -> Data:
+    """Process `rank` of `world`'s batches for `train.data` at `img_size` for a model of `frames` input frames
+    (1: an image model): its share of every global batch of train.batch_size items and its slice of the
+    validation set (all of both in a world of one). DataError names a missing or malformed path, or frames that
+    do not suit the dataset; WorldSizeError a global batch the processes cannot share."""
+    cfg = train.data
+    _check_frames(cfg, frames)
+    mine = batch_share(train.batch_size, rank, world)  # this process's part of each global batch
+    if cfg.name in GENERATED:
+        return _in_memory(train, img_size, frames, seed, rank, world, mine)
+    if cfg.name == "kinetics":
+        ds_train, ds_val, classes = _kinetics(train, img_size, frames)
+        views = cfg.views[0] * cfg.views[1]
+        val_batch, prepare = max(1, (mine.stop - mine.start) // views), lambda x: _normalise(x, clips=True)
+    else:
+        ds_train, ds_val, classes = _from_disk(train, img_size)
+        val_batch, prepare = 256, lambda x: x  # timm's transforms normalise
+    return _on_disk(train, ds_train, ds_val, classes, val_batch, prepare, seed, rank, world, mine)
+
+
+def _in_memory(train: TrainConfig, img_size: int, frames: int, seed: int, rank: int, world: int,
+               mine: slice) -> Data:
+    """Batches of ShapeTex or ShapeClips by indexing tensors; a flipped ShapeClips clip takes the mirrored class."""
     cfg, batch = train.data, train.batch_size
-    mine = batch_share(batch, rank, world)  # this process's part of each global batch
-    if cfg.name == "shapetex":
-        xt, yt, xv, yv = _shapetex(cfg, img_size)
-        yt = shuffled(yt, cfg.seed) if cfg.shuffle_labels else yt
+    xt, yt, xv, yv = _generated(cfg, img_size, frames)
+    yt = shuffled(yt, cfg.seed) if cfg.shuffle_labels else yt
+    if cfg.frame_shuffle:
+        xt, xv = shuffle_frames(xt, seed=2 * cfg.seed), shuffle_frames(xv, seed=2 * cfg.seed + 1)
+    mirror = MIRROR if cfg.name == "shapeclips" else None
 
-        def train_batches(epoch: int) -> Batches:
-            g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-            order = torch.randperm(len(yt), generator=g)
-            for i in range(0, len(order) - batch + 1, batch):  # drop the last partial batch
-                idx = order[i:i + batch][mine]
-                x = _normalise(xt[idx])
-                if train.hflip:  # drawn for the whole global batch, so every process's generator stays in step
-                    flip = (torch.rand(batch, generator=g) < 0.5)[mine]
-                    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-                yield x, yt[idx]
+    def train_batches(epoch: int) -> Batches:
+        g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        order = torch.randperm(len(yt), generator=g)
+        for i in range(0, len(order) - batch + 1, batch):  # drop the last partial batch
+            idx = order[i:i + batch][mine]
+            x, y = _normalise(xt[idx], cfg.clips), yt[idx]
+            if train.hflip:  # drawn for the whole global batch, so every process's generator stays in step
+                flip = (torch.rand(batch, generator=g) < 0.5)[mine]
+                x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+                y = y if mirror is None else torch.where(flip, mirror[y], y)
+            yield x, y
 
-        def val_batches(limit: Optional[int] = None) -> Batches:
-            val = _share(rank, world, min(len(yv), limit or len(yv)))
-            for i in range(val.start, val.stop, 256):
-                j = min(i + 256, val.stop)
-                yield _normalise(xv[i:j]), yv[i:j]
+    def val_batches(limit: Optional[int] = None) -> Batches:
+        val = _share(rank, world, min(len(yv), limit or len(yv)))
+        for i in range(val.start, val.stop, 256):
+            j = min(i + 256, val.stop)
+            yield _normalise(xv[i:j], cfg.clips), yv[i:j]
 
-        return Data(NUM_CLASSES, len(yt) // batch * batch, train_batches, val_batches)
+    return Data(cfg.num_classes, len(yt) // batch * batch, train_batches, val_batches)
 
-    ds_train, ds_val, classes = _from_disk(train, img_size)
+
+def _on_disk(train: TrainConfig, ds_train: Dataset, ds_val: Dataset, classes: int, val_batch: int,
+             prepare: Callable[[torch.Tensor], torch.Tensor], seed: int, rank: int, world: int, mine: slice) -> Data:
+    """Batches of datasets on disk through DataLoaders, each batch passed through `prepare`."""
+    cfg, batch = train.data, train.batch_size
     if cfg.shuffle_labels:
         ds_train = _RelabelledDataset(ds_train, shuffled(torch.tensor(ds_train.targets), cfg.seed))
 
-    def train_batches_from_disk(epoch: int) -> Batches:
+    def train_batches(epoch: int) -> Batches:
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         order = torch.randperm(len(ds_train), generator=g)  # type: ignore[arg-type]
         shares = [order[i:i + batch][mine].tolist() for i in range(0, len(order) - batch + 1, batch)]
-        yield from DataLoader(ds_train, batch_sampler=shares, num_workers=cfg.workers)
+        for x, y in DataLoader(ds_train, batch_sampler=shares, num_workers=cfg.workers):
+            yield prepare(x), y
 
-    def val_batches_from_disk(limit: Optional[int] = None) -> Batches:
+    def val_batches(limit: Optional[int] = None) -> Batches:
         val = _share(rank, world, min(len(ds_val), limit or len(ds_val)))  # type: ignore[arg-type]
-        yield from DataLoader(Subset(ds_val, range(val.start, val.stop)), batch_size=256, num_workers=cfg.workers)
+        mine_val = Subset(ds_val, range(val.start, val.stop))
+        for x, y in DataLoader(mine_val, batch_size=val_batch, num_workers=cfg.workers):
+            yield prepare(x), y
 
     size = len(ds_train) // batch * batch  # type: ignore[arg-type]
-    return Data(classes, size, train_batches_from_disk, val_batches_from_disk)
+    return Data(classes, size, train_batches, val_batches)
+
+
+def _root(cfg: DataConfig) -> Path:
+    """The data root of a dataset on disk; DataError unless it is a directory."""
+    root = Path(cfg.root).expanduser()
+    if not cfg.root or not root.is_dir():
+        raise DataError(f"dataset '{cfg.name}': data root '{cfg.root}' is not a directory "
+                        f"(set --data-root or the profile's train.data.root)")
+    return root
+
+
+def _kinetics(train: TrainConfig, img_size: int, frames: int) -> tuple[Dataset, Dataset, int]:
+    """Kinetics-style folders (root/{train,val}/<class>/<video>) as training clips and evaluation views, and the
+    classes (training's sorted folder names)."""
+    cfg = train.data
+    if train.randaugment:
+        raise DataError("dataset 'kinetics': randaugment is for images; clips are augmented by random resized "
+                        "crops (rrc_scale) and flips (hflip) only")
+    root = _root(cfg)
+    files, targets, classes = video_folder(root, "train")
+    val_files, val_targets, _ = video_folder(root, "val", classes)
+    ds_train = VideoClips(files, targets, frames=frames, stride=cfg.frame_stride, size=img_size, train=True,
+                          scale=tuple(train.rrc_scale) if train.rrc_scale else (0.08, 1.0), hflip=train.hflip,
+                          shuffle_seed=2 * cfg.seed if cfg.frame_shuffle else None)
+    ds_val = VideoClips(val_files, val_targets, frames=frames, stride=cfg.frame_stride, size=img_size, train=False,
+                        views=tuple(cfg.views), shuffle_seed=2 * cfg.seed + 1 if cfg.frame_shuffle else None)
+    return ds_train, ds_val, len(classes)
 
 
 def _from_disk(train: TrainConfig, img_size: int) -> tuple[Dataset, Dataset, int]:
@@ -132,10 +207,7 @@ def _from_disk(train: TrainConfig, img_size: int) -> tuple[Dataset, Dataset, int
     from timm.data import create_transform
 
     cfg = train.data
-    root = Path(cfg.root).expanduser()
-    if not cfg.root or not root.is_dir():
-        raise DataError(f"dataset '{cfg.name}': data root '{cfg.root}' is not a directory "
-                        f"(set --data-root or the profile's train.data.root)")
+    root = _root(cfg)
     t_train = create_transform(img_size, is_training=True, hflip=0.5 if train.hflip else 0.0,
                                scale=tuple(train.rrc_scale) if train.rrc_scale else None,
                                auto_augment=train.randaugment or None, color_jitter=0.0)

@@ -21,19 +21,37 @@ NUM_CLASSES = len(SHAPES) * len(TEXTURES)
 CLASS_NAMES = tuple(f"{s}/{t}" for s in SHAPES for t in TEXTURES)
 
 
+def _circle(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(u * u + v * v) < r
+
+
+def _square(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(u.abs(), v.abs()) < 0.8 * r
+
+
+def _triangle(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return (v < 0.5 * r) & (u.abs() < 0.6 * (0.5 * r - v) * 0.87) & (v > -r)
+
+
+def _cross(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return ((u.abs() < 0.3 * r) & (v.abs() < r)) | ((v.abs() < 0.3 * r) & (u.abs() < r))
+
+
+def _ring(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    d = torch.sqrt(u * u + v * v)
+    return (d < r) & (d > 0.55 * r)
+
+
+# the mask of each of SHAPES in shape-local coordinates u, v with radius r (all broadcast together)
+SHAPE_MASKS = (_circle, _square, _triangle, _cross, _ring)
+
+
 def _shape_masks(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """(5, N, H, W) masks of every shape in shape-local coordinates u, v (N, H, W), radius r (N, 1, 1)."""
-    d = torch.sqrt(u * u + v * v)
-    return torch.stack([
-        d < r,
-        torch.maximum(u.abs(), v.abs()) < 0.8 * r,
-        (v < 0.5 * r) & (u.abs() < 0.6 * (0.5 * r - v) * 0.87) & (v > -r),
-        ((u.abs() < 0.3 * r) & (v.abs() < r)) | ((v.abs() < 0.3 * r) & (u.abs() < r)),
-        (d < r) & (d > 0.55 * r),
-    ])
+    return torch.stack([mask(u, v, r) for mask in SHAPE_MASKS])
 
 
-def _texture(kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, period: torch.Tensor,
+def texture(kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, period: torch.Tensor,
              angle: torch.Tensor) -> torch.Tensor:
     """(N, H, W) texture in [-1, 1]: kind 0 = stripes, 1 = checkerboard."""
     c, s = torch.cos(angle), torch.sin(angle)
@@ -64,8 +82,8 @@ def make_shapetex(n: int, seed: int, img_size: int = 32) -> tuple[torch.Tensor, 
     v = -(xs - cx) * torch.sin(rot) + (ys - cy) * torch.cos(rot)
     mask = _shape_masks(u, v, r)[shape_id, torch.arange(n)]  # N, S, S
     period = col(s / 32 * (4.0 + 1.0 * rand(n)))
-    fg = _texture(col(tex_id), xs, ys, period, col(math.pi * rand(n)))
-    bg = _texture(col(1 - tex_id), xs, ys, col(s / 32 * (4.0 + 2.0 * rand(n))), col(math.pi * rand(n)))
+    fg = texture(col(tex_id), xs, ys, period, col(math.pi * rand(n)))
+    bg = texture(col(1 - tex_id), xs, ys, col(s / 32 * (4.0 + 2.0 * rand(n))), col(math.pi * rand(n)))
     fg_colour, bg_colour = rand(n, 3, 1, 1), rand(n, 3, 1, 1)
     low = torch.nn.functional.interpolate(rand(n, 3, 4, 4), size=(s, s), mode="bilinear", align_corners=False)
     img = torch.where(mask[:, None], fg_colour + 0.5 * fg[:, None], 0.5 * bg_colour + 0.5 * low + 0.06 * bg[:, None])

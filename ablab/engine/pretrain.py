@@ -98,7 +98,8 @@ def pretrain(
     peak.start()  # the model, its optimiser state and every step's activations count
     seed_everything(seed)
     model = build_pretrainer(spec, cfg).to(dev)
-    data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed, rank, world)
+    data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed, rank, world,
+                      frames=spec.frames)
     mine = dist.batch_share(cfg.batch_size, rank, world)  # this process's part of each global batch and its masks
     units = (spec.img_size // model.unit) ** 2
     batchwise = cfg.batchwise or cfg.method == "greenmim"

@@ -25,6 +25,7 @@ from torch import nn
 from .. import dist
 from ..arch.build import build
 from ..arch.spec import ArchSpec
+from ..data.clips import view_logits
 from ..data.loaders import Data, build_data
 from ..seeds import seed_everything
 from ..settings import TrainConfig
@@ -56,7 +57,7 @@ def evaluate(model: nn.Module, batches, device: torch.device, autocast) -> tuple
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast():
-            logits = model(x)
+            logits = view_logits(model, x)  # multi-view clips: the views' mean
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
@@ -96,7 +97,7 @@ def train(
     model = build(spec).to(dev)
     if pretrained is not None:
         load_pretrained(model, pretrained)
-    data = data or build_data(cfg, spec.img_size, seed, rank, world)
+    data = data or build_data(cfg, spec.img_size, seed, rank, world, frames=spec.frames)
     if data.num_classes != spec.num_classes:
         raise ValueError(f"the dataset has {data.num_classes} classes but the model predicts {spec.num_classes}")
     net = dist.wrap(model, dev)
@@ -123,8 +124,9 @@ def train(
     def forward(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         x, y = (t.to(dev, non_blocking=True) for t in batch)
         target = None
-        if mixup is not None:
-            x, target = mixup(x, y)
+        if mixup is not None:  # a clip's frames stacked as channels, so CutMix cuts one box through all of them
+            mixed, target = mixup(x.flatten(1, 2) if x.dim() == 5 else x, y)
+            x = mixed.view_as(x)
         with autocast():
             logits = net(x)
             if target is not None:

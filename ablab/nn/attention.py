@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..arch.geometry import pooled_side
-from .pooling import Pool2d
+from .pooling import Pool
 
 PoolSpec = tuple[str, int, int]  # (op, kernel, stride)
 
@@ -49,6 +49,8 @@ class Attention(nn.Module):
     q_pool, kv_pool -- (op, kernel, stride): Q, and K and V, are pooled inside each window (MViTv2, Hiera).
     rel_pos -- builds the relative-position bias module for the pooled Q and K/V sides.
     residual_pooling -- the pooled Q is added to the attention output (MViTv2).
+    frames -- token frames one window holds (a clip under global attention), for 3D relative positions; the pools
+      run over time too with `pool_kernel_t` > 1 (MViTv2's video models), else on each frame.
     The output grid is side // window * the pooled Q side; dim_in -> dim.
     """
 
@@ -69,6 +71,8 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         prefix: int = 0,
         eps: float = 1e-5,
+        frames: int = 1,
+        pool_kernel_t: int = 1,
     ) -> None:
         super().__init__()
         if prefix and window != side:
@@ -78,12 +82,12 @@ class Attention(nn.Module):
         self.scale = head_dim**-0.5
         self.qkv = nn.Linear(dim_in, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self.pool_q = Pool2d(*q_pool, channels=head_dim, eps=eps) if q_pool else None
-        self.pool_k = Pool2d(*kv_pool, channels=head_dim, eps=eps) if kv_pool else None
-        self.pool_v = Pool2d(*kv_pool, channels=head_dim, eps=eps) if kv_pool else None
+        self.pool_q = Pool(*q_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if q_pool else None
+        self.pool_k = Pool(*kv_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if kv_pool else None
+        self.pool_v = Pool(*kv_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if kv_pool else None
         self.q_side = pooled_side(window, *q_pool[1:]) if q_pool else window
         self.kv_side = pooled_side(window, *kv_pool[1:]) if kv_pool else window
-        self.rel_pos = rel_pos(self.q_side, self.kv_side, heads, head_dim, prefix) if rel_pos is not None else None
+        self.rel_pos = rel_pos(self.q_side, self.kv_side, heads, head_dim, prefix, frames) if rel_pos is not None else None
         self.residual_pooling = residual_pooling
         self.register_buffer("mask", mask, persistent=False)
         self.attend = Attend(self.scale)
@@ -93,27 +97,29 @@ class Attention(nn.Module):
         return self.side // self.window * self.q_side if self.side else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, prefix + side^2, dim_in) -> (B, prefix + out_side^2, dim)."""
+        """x: (B, prefix + T * side^2, dim_in) -> (B, prefix + T * out_side^2, dim); T token frames (1: an image),
+        windows on each frame, global attention over all of them."""
         b, _, c = x.shape
         nw = self.side // self.window if self.side else 1
-        if nw > 1:  # B, s, s, C -> B*nW^2, w*w, C (rolled by -shift first)
+        if nw > 1:  # B, T*s*s, C -> B*T, s, s, C -> B*T*nW^2, w*w, C (rolled by -shift first)
             w = self.window
-            x = x.view(b, self.side, self.side, c)
+            bt = b * x.shape[1] // (self.side * self.side)
+            x = x.view(bt, self.side, self.side, c)
             if self.shift:
                 x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            x = x.view(b, nw, w, nw, w, c).transpose(2, 3).reshape(b * nw * nw, w * w, c)
+            x = x.view(bt, nw, w, nw, w, c).transpose(2, 3).reshape(bt * nw * nw, w * w, c)
         x = self.attend_windows(x)
-        if nw > 1:  # B*nW^2, qs*qs, C -> B, nW*qs, nW*qs, C, rolled back
+        if nw > 1:  # B*T*nW^2, qs*qs, C -> B*T, nW*qs, nW*qs, C, rolled back -> B, T*out_side^2, C
             qs = self.q_side
-            x = x.view(b, nw, nw, qs, qs, self.dim).transpose(2, 3).reshape(b, nw * qs, nw * qs, self.dim)
+            x = x.view(bt, nw, nw, qs, qs, self.dim).transpose(2, 3).reshape(bt, nw * qs, nw * qs, self.dim)
             if self.shift:
                 x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
             x = x.reshape(b, -1, self.dim)
         return self.proj(x)
 
     def attend_windows(self, x: torch.Tensor) -> torch.Tensor:
-        """Attention inside each window, before the output projection: x (B', prefix + window^2, dim_in) ->
-        (B', prefix + q_side^2, dim)."""
+        """Attention inside each window, before the output projection: x (B', prefix + V * window^2, dim_in) ->
+        (B', prefix + V * q_side^2, dim); V token frames share a window under global attention over a clip."""
         q, k, v = self.heads_of(x)
         q = self.pooled(self.pool_q, q, self.window)
         k = self.pooled(self.pool_k, k, self.window)
@@ -129,12 +135,12 @@ class Attention(nn.Module):
         return self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
 
     @staticmethod
-    def pooled(pool: Optional[Pool2d], t: torch.Tensor, side: int) -> torch.Tensor:
-        """t (B', heads, V * side^2, d), V maps of side x side each -> (B', heads, V * side'^2, d)."""
+    def pooled(pool: Optional[Pool], t: torch.Tensor, side: int) -> torch.Tensor:
+        """t (B', heads, V * side^2, d), V token frames of side x side each -> (B', heads, V * side'^2, d)."""
         if pool is None:
             return t
         b, h, _, d = t.shape
-        return pool(t.reshape(b, -1, side, side, d)).reshape(b, h, -1, d)
+        return pool(t.reshape(b, h, -1, side, side, d)).reshape(b, h, -1, d)
 
     def bias(self, q: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
         """The additive bias of one window: relative positions (from the pooled `q` when they depend on it) plus

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..arch.geometry import pool_padding
 from .attention import Attention
+from .embed import frames_of
 
 
 class Block(nn.Module):
@@ -48,10 +49,11 @@ class Block(nn.Module):
         if self.attn is not None:
             xn = self.norm1(x)
             shortcut = self.shortcut_proj_attn(xn) if self.shortcut_proj_attn is not None else x
-            if self.shortcut_pool is not None:
+            if self.shortcut_pool is not None:  # on every token frame
                 b, _, c = shortcut.shape
-                maps = shortcut.transpose(1, 2).reshape(b, c, self.side, self.side)
-                shortcut = self.shortcut_pool(maps).flatten(2).transpose(1, 2)
+                t = frames_of(shortcut, self.side)
+                maps = shortcut.reshape(b * t, self.side, self.side, c).permute(0, 3, 1, 2)
+                shortcut = self.shortcut_pool(maps).flatten(2).transpose(1, 2).reshape(b, -1, c)
             x = shortcut + self.drop_path(self.attn(xn))
         xn = self.norm2(x)
         shortcut = self.shortcut_proj_mlp(xn) if self.shortcut_proj_mlp is not None else x

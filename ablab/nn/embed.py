@@ -11,17 +11,31 @@ from ..arch.geometry import pool_padding
 
 
 class PatchEmbed(nn.Module):
-    """Image -> tokens: conv with stride `patch` (kernel `patch`, or an odd `kernel` padded by kernel // 2 for an
-    overlapping stem), optional LayerNorm. (B, 3, H, W) -> (B, H/p * W/p, C)."""
+    """Image or clip -> tokens: conv with stride `patch` (kernel `patch`, or an odd `kernel` padded by kernel // 2
+    for an overlapping stem), optional LayerNorm. (B, 3, H, W) -> (B, H/p * W/p, C). A clip (`clip`) gets a 3D conv
+    of temporal stride `patch_t` and kernel `kernel_t` (same rule): (B, 3, T, H, W) -> (B, T' * H/p * W/p, C),
+    tokens frame-major."""
 
-    def __init__(self, *, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5, kernel: int = 0) -> None:
+    def __init__(self, *, patch: int, in_chans: int, dim: int, norm: bool, eps: float = 1e-5, kernel: int = 0,
+                 clip: bool = False, patch_t: int = 1, kernel_t: int = 0) -> None:
         super().__init__()
         k = kernel or patch
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=k, stride=patch, padding=k // 2 if kernel else 0)
+        pad = k // 2 if kernel else 0
+        if clip:
+            kt = kernel_t or patch_t
+            self.proj: nn.Module = nn.Conv3d(in_chans, dim, kernel_size=(kt, k, k), stride=(patch_t, patch, patch),
+                                             padding=(kt // 2 if kernel_t else 0, pad, pad))
+        else:
+            self.proj = nn.Conv2d(in_chans, dim, kernel_size=k, stride=patch, padding=pad)
         self.norm = nn.LayerNorm(dim, eps=eps) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+def frames_of(x: torch.Tensor, side: int) -> int:
+    """Token frames in x (B, T * side^2, C): 2D operators run on each of them."""
+    return x.shape[1] // (side * side)
 
 
 class PatchMerge(nn.Module):
@@ -36,9 +50,10 @@ class PatchMerge(nn.Module):
     def forward(self, x: torch.Tensor, grid: Optional[int] = None) -> torch.Tensor:
         """x: (B, g*g, C) on a g x g grid (default: the model's; sparse MAE passes a mask unit's side)."""
         b, _, c = x.shape
-        h = (grid or self.grid) // 2
-        # B, g*g, C -> B, h, 2(y), h, 2(x), C -> B, h, h, 2(x), 2(y), C -> B, h*h, 4C
-        x = x.view(b, h, 2, h, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h * h, 4 * c)
+        g = grid or self.grid
+        t, h = frames_of(x, g), g // 2
+        # B, T*g*g, C -> B*T, h, 2(y), h, 2(x), C -> B*T, h, h, 2(x), 2(y), C -> B, T*h*h, 4C
+        x = x.view(b * t, h, 2, h, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, t * h * h, 4 * c)
         return self.reduction(self.norm(x))
 
 
@@ -74,5 +89,7 @@ class GridPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, c = x.shape
-        x = self.op(x.transpose(1, 2).reshape(b, c, self.grid, self.grid))  # B, C, g', g'
-        return x.flatten(2).transpose(1, 2)
+        t = frames_of(x, self.grid)
+        x = x.view(b * t, self.grid, self.grid, c).permute(0, 3, 1, 2)
+        x = self.op(x)  # B*T, C, g', g'
+        return x.flatten(2).transpose(1, 2).reshape(b, -1, c)

@@ -38,9 +38,10 @@ class RelPosBias(nn.Module):
 
 class DecomposedRelPos(nn.Module):
     """MViTv2's relative positions: q . rel_pos_h[dy] + q . rel_pos_w[dx] added to the attention logits, between
-    a q_side^2 query map and a kv_side^2 key map (either may be pooled)."""
+    a q_side^2 query map and a kv_side^2 key map (either may be pooled); over a clip's `frames` token frames
+    (pooled at stride 1 in time) also q . rel_pos_t[dt], as MViTv2's video models."""
 
-    def __init__(self, *, q_side: int, kv_side: int, head_dim: int) -> None:
+    def __init__(self, *, q_side: int, kv_side: int, head_dim: int, frames: int = 1) -> None:
         super().__init__()
         size = 2 * max(q_side, kv_side) - 1
         self.rel_pos_h = nn.Parameter(torch.zeros(size, head_dim))
@@ -52,15 +53,26 @@ class DecomposedRelPos(nn.Module):
                 + (kv_side - 1) * k_ratio)
         self.register_buffer("index", dist.long(), persistent=False)  # q_side, kv_side
         self.q_side, self.kv_side = q_side, kv_side
+        self.frames = frames
+        self.rel_pos_t = nn.Parameter(torch.zeros(2 * frames - 1, head_dim)) if frames > 1 else None
+        if self.rel_pos_t is not None:
+            trunc_normal_(self.rel_pos_t, std=0.02)
+            steps = torch.arange(frames)
+            self.register_buffer("index_t", (steps[:, None] - steps[None, :] + frames - 1), persistent=False)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        """q: (B, heads, Nq, d) -> bias (B, heads, Nq, Nk)."""
+        """q: (B, heads, Nq, d) -> bias (B, heads, Nq, Nk), tokens frame-major."""
         b, h, _, d = q.shape
-        rq = q.reshape(b, h, self.q_side, self.q_side, d)
-        rel_h = torch.einsum("bnyxc,ykc->bnyxk", rq, self.rel_pos_h[self.index])
-        rel_w = torch.einsum("bnyxc,xkc->bnyxk", rq, self.rel_pos_w[self.index])
-        bias = rel_h[..., :, None] + rel_w[..., None, :]  # b, h, qy, qx, ky, kx
-        return bias.reshape(b, h, self.q_side**2, self.kv_side**2)
+        t = self.frames
+        rq = q.reshape(b, h, t, self.q_side, self.q_side, d)
+        rel_h = torch.einsum("bntyxc,ykc->bntyxk", rq, self.rel_pos_h[self.index])
+        rel_w = torch.einsum("bntyxc,xkc->bntyxk", rq, self.rel_pos_w[self.index])
+        bias = rel_h[..., :, None] + rel_w[..., None, :]  # b, h, qt, qy, qx, ky, kx
+        if self.rel_pos_t is None:
+            return bias.reshape(b, h, self.q_side**2, self.kv_side**2)
+        rel_t = torch.einsum("bntyxc,tkc->bntyxk", rq, self.rel_pos_t[self.index_t])  # b, h, qt, qy, qx, kt
+        bias = rel_t[..., :, None, None] + bias[..., None, :, :]  # b, h, qt, qy, qx, kt, ky, kx
+        return bias.reshape(b, h, t * self.q_side**2, t * self.kv_side**2)
 
 
 def relative_index(q: torch.Tensor, k: torch.Tensor, window: int) -> torch.Tensor:

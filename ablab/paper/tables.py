@@ -25,7 +25,8 @@ from .section import ACCURACY, MISSING, NUMERIC, STRUCTURE, TEXT, Row, Section, 
 
 NORM_OPS = ("layer_norm", "batch_norm", "group_norm")
 SETTING_FIELDS = ("device", "dtype", "compile", "channels_last", "machine", "load")  # a summary row's setting
-DATASETS = {"shapetex": "ShapeTex proxy", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "ImageFolder"}
+DATASETS = {"shapetex": "ShapeTex proxy", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "ImageFolder",
+            "shapeclips": "ShapeClips proxy", "kinetics": "Kinetics"}
 TOLERANCE = 1e-9  # float noise on top of half a unit of the paper's last printed digit
 # a pre-training column: the summary's field (mean over seed runs) and the divisor to the paper's unit
 PRETRAINING = {"pt_epoch_minutes": ("pretrain_epoch_seconds", 60), "pt_epoch_hours": ("pretrain_epoch_seconds", 3600),

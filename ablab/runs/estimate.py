@@ -156,7 +156,7 @@ def probe(spec: ArchSpec, cfg: TrainConfig) -> float:
     model = build(spec).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     batch = min(cfg.batch_size, PROBE_BATCH_SIZE)
-    x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size, device=device)
+    x = torch.randn(spec.input_shape(batch), device=device)
     y = torch.randint(spec.num_classes, (batch,), device=device)
 
     def step() -> float:

@@ -47,7 +47,8 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
             split_batch(cfg.batch_size, world, f"step {step}: batch_size")
             if cfg.pretrain is not None:
                 split_batch(cfg.pretrain.batch_size, world, f"step {step}: pretrain batch_size")
-        build_data(recipe.train_config(steps[0], profile, data_root), recipe.spec(steps[0], profile).img_size, 0)
+        first = recipe.spec(steps[0], profile)
+        build_data(recipe.train_config(steps[0], profile, data_root), first.img_size, 0, frames=first.frames)
     except (MeasureError, DataError, WorldSizeError) as e:
         raise PreflightError(f"{where}: {e}") from None
 

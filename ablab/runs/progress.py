@@ -191,7 +191,8 @@ def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: 
     (done, to resume, to train; `plan` None: measurement only) and, for a `local` run, the estimated time."""
     prof, data = recipe.profiles[profile], recipe.train_config(steps[0], profile, data_root).data
     scale = prof.scale
-    model = ("the papers' models" if scale is None else f"every step shrunk ({scale.img_size} px, patches "
+    frames = f"{scale.frames} frames at " if scale is not None and scale.frames else ""
+    model = ("the papers' models" if scale is None else f"every step shrunk ({frames}{scale.img_size} px, patches "
              f"x{scale.patch:g}, widths x{scale.width:g}, depths x{scale.depth:g})")
     source = "generated" if not data.root else data.root
     lines = [f"ablab run {recipe.path}: {recipe.title}",

@@ -63,7 +63,7 @@ def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
     None and `load` says why. Without a setting, params and FLOPs only (`--no-throughput`)."""
     torch.manual_seed(0)
     model = build(spec)
-    m = measure(model, spec.img_size, spec.in_chans)
+    m = measure(model, spec.img_size, spec.in_chans, frames=spec.frames)
     structure = {"params": m.params, "params_m": m.params_m, "gflops": m.gflops, "flops": m.flops.total,
                  "flops_by_operator": m.flops.by_operator, "uncounted_ops": m.flops.uncounted_ops,
                  "structure_key": structure_key(spec)}
@@ -72,7 +72,7 @@ def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
                 "compile": "", "channels_last": False, "machine": "", "load": "not measured",
                 "versions": software_versions()}
     try:
-        tp = measure_throughput(model, spec.img_size, setting, spec.in_chans)
+        tp = measure_throughput(model, spec.img_size, setting, spec.in_chans, frames=spec.frames)
     except MachineBusy as e:
         load, attempts = e.load, e.attempts
         speed = {**dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}}
@@ -237,22 +237,25 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-    speed = _speed(step, measured, setting) if setting is not None else "throughput not measured (--no-throughput)"
+    unit = "clips/s" if spec.frames > 1 else "im/s"
+    speed = (_speed(step, measured, setting, unit) if setting is not None
+             else "throughput not measured (--no-throughput)")
     log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(measured['params_m'])}M params, "
         f"{significant(measured['gflops'])} GFLOPs, {speed}; not counted: {uncounted or 'nothing'}")
 
 
-def _speed(step: Step, measured: dict[str, Any], setting: Setting) -> str:
+def _speed(step: Step, measured: dict[str, Any], setting: Setting, unit: str) -> str:
     """The throughput part of a step's measurement line: the median with its quartiles and rounds, how and where it
-    was measured, the machine's load, and an efficiency above the peak measured alongside named as no data point."""
+    was measured, the machine's load, and an efficiency above the peak measured alongside named as no data point;
+    in `unit`, images or clips per second."""
     how = setting_label(measured["device"], measured["dtype"], setting.compile, setting.channels_last)
     where = f"on {measured['fingerprint']}, {measured['load']}"
     if measured["throughput"] is None:
         return f"throughput not recorded ({how}, under_load: refuse): {where}"
     spread = Spread(measured["throughput"], measured["throughput_lo"], measured["throughput_hi"],
                     measured["throughput_rounds"])
-    paper = f", paper {step.paper['throughput']:g} im/s" if "throughput" in step.paper else ""
-    line = f"{spread.text('im/s')} ({how}, batch {measured['throughput_batch']}{paper}) {where}"
+    paper = f", paper {step.paper['throughput']:g} {unit}" if "throughput" in step.paper else ""
+    line = f"{spread.text(unit)} ({how}, batch {measured['throughput_batch']}{paper}) {where}"
     if not efficiency_valid(measured["gflops"], measured["throughput"], measured["peak_gmacs"]):
         share = hardware_efficiency(measured["gflops"], measured["throughput"], measured["peak_gmacs"])
         line += f"; {share:.0%} of the matmul peak timed alongside: not a data point"

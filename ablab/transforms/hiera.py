@@ -33,14 +33,16 @@ def _switch_off(spec: ArchSpec, flag: str, missing: str) -> ArchSpec:
 
 @transform(paper="Hiera Table 1: replace rel pos with absolute *")
 def absolute_position(spec: ArchSpec) -> ArchSpec:
-    """Replace MViTv2's decomposed relative positions with one learned absolute embedding at the stem.
+    """Replace MViTv2's decomposed relative positions with one learned absolute embedding at the stem; a clip's is
+    a spatial table plus a temporal one (Hiera's video models, MViT's separate embeddings).
 
     * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
     """
     rel = [i for i, st in enumerate(spec.stages) if st.rel_pos == "decomposed"]
     require(bool(rel), "no stage has decomposed relative positions to replace")
     require(not any(st.pos_embed for st in spec.stages), "the model already has an absolute position embedding")
-    return _each(spec, rel, rel_pos="none").with_stage(0, pos_embed=True)
+    out = _each(spec, rel, rel_pos="none").with_stage(0, pos_embed=True)
+    return dataclasses.replace(out, sep_pos_embed=True) if spec.frames > 1 else out
 
 
 @transform(paper="Hiera Table 1: replace convs with maxpools *")
@@ -65,9 +67,10 @@ def drop_stride1_pools(spec: ArchSpec) -> ArchSpec:
 
 @transform(paper="Hiera Table 1: set kernel size equal to stride")
 def kernel_equals_stride(spec: ArchSpec) -> ArchSpec:
-    """Make every pooling kernel equal its stride (Q and shortcut 2x2, KV = KV stride): no overlap, no padding."""
+    """Make every pooling kernel equal its stride (Q and shortcut 2x2, KV = KV stride): no overlap, no padding;
+    over a clip's time, where the stride is 1, the kernel becomes 1."""
     require(not any(st.pool_stride1 for st in spec.stages), "delete the stride-1 pools first (their kernel is 1)")
-    out = spec
+    out = dataclasses.replace(spec, pool_kernel_t=1)
     for i, st in enumerate(spec.stages):
         changes = {}
         if st.downsample == "q_pool" and st.q_kernel != 2:
@@ -87,14 +90,21 @@ def drop_residual_pooling(spec: ArchSpec) -> ArchSpec:
 
 
 @transform(paper="Hiera Table 1: replace kv pooling with MU attn")
-def mask_unit_attention(spec: ArchSpec, mask_unit: int = 8, stages: Optional[list[int]] = None) -> ArchSpec:
-    """Replace KV pooling with local attention inside each mask unit (default: the stages that pool KV).
+def mask_unit_attention(spec: ArchSpec, mask_unit: int = 8, stages: Optional[list[int]] = None,
+                        to_global: Optional[list[int]] = None) -> ArchSpec:
+    """Replace KV pooling with local attention inside each mask unit (default: the stages that pool KV); in the
+    stages `to_global` KV pooling goes without a replacement (global attention: MViTv2's video base pools KV in
+    three stages, Hiera attends globally from the third).
 
     A mask unit is `mask_unit` stem tokens wide (32 px at a 4 px stem) and shrinks with each Q pooling, so
     unlike a fixed window it never reaches into a deleted unit (Hiera Fig. 6).
     """
     targets = [i for i, st in enumerate(spec.stages) if st.kv_stride > 1] if stages is None else stages
+    to_global = to_global or []
     require(bool(targets), "no stage pools KV")
+    require(not set(targets) & set(to_global), "a stage takes mask units or global attention, not both")
+    for i in to_global:
+        require(0 <= i < len(spec.stages) and spec.stages[i].kv_stride > 1, f"stage {i} does not pool KV")
     for i in targets:
         st = spec.stages[i]
         require(0 <= i < len(spec.stages) and st.block == "attention", f"stage {i} has no attention")
@@ -103,4 +113,6 @@ def mask_unit_attention(spec: ArchSpec, mask_unit: int = 8, stages: Optional[lis
     out = dataclasses.replace(spec, mask_unit=mask_unit)
     for i in targets:
         out = out.with_stage(i, attention="mask_unit", kv_stride=1)
+    for i in to_global:
+        out = out.with_stage(i, kv_stride=1)
     return out

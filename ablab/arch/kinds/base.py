@@ -155,9 +155,11 @@ class RelPosKind(Kind):
     needs_grid = True
     multiscale = False
 
-    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int) -> Optional[nn.Module]:
-        """The bias module of an attention whose windows hold q_side^2 queries and kv_side^2 keys: called as
-        module(q) with q (B', heads, Nq, d), it returns an additive bias broadcastable to (B', heads, Nq, Nk)."""
+    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int,
+              frames: int = 1) -> Optional[nn.Module]:
+        """The bias module of an attention whose windows hold `frames` x q_side^2 queries and frames x kv_side^2
+        keys: called as module(q) with q (B', heads, Nq, d), it returns an additive bias broadcastable to
+        (B', heads, Nq, Nk)."""
         return None
 
     def describe(self, ctx: StageContext) -> Optional[str]:

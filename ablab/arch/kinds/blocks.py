@@ -39,6 +39,10 @@ class AttentionBlock(BlockKind):
         if st.pool_stride1 and st.q_kernel % 2 == 0:
             out.append(("q_kernel", f"stride-1 pools need an odd kernel (padding kernel // 2 keeps the grid), got "
                                     f"{st.q_kernel}"))
+        pools = st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block
+        if pools and ctx.spec.pool_kernel_t > 1 and not ctx.attention.one_map(ctx):
+            out.append(("attention", f"pools over time (pool_kernel_t {ctx.spec.pool_kernel_t}) need attention over "
+                                     "every token frame at once (global)"))
         local = ctx.attention.carries_into_pooling or (ctx.prev is not None and ctx.prev.attention.carries_into_pooling)
         if ctx.downsample.pools_in_block and local and st.q_kernel != 2:
             out.append(("q_kernel", "Q pooling inside mask units must not overlap (kernel = stride = 2); overlapping "
@@ -56,6 +60,7 @@ class AttentionBlock(BlockKind):
             side, unit = ctx.side_in, ctx.prev.unit
             owner = ctx.prev if ctx.prev.attention.carries_into_pooling else ctx
         window, shift = owner.attention.layout(owner, side, unit, index)
+        frames = spec.t_tokens if window == side else 1  # token frames one window holds
         q_stride = 2 if pooling else 1
         attn = Attention(
             dim_in=dim_in, dim=st.dim, heads=st.heads, side=side, window=window, shift=shift,
@@ -63,7 +68,8 @@ class AttentionBlock(BlockKind):
             q_pool=(st.pool, st.q_kernel, q_stride) if pooling or st.pool_stride1 else None,
             kv_pool=(st.pool, st.kv_kernel, st.kv_stride) if st.pools_kv else None,
             rel_pos=ctx.rel_pos.build, residual_pooling=st.residual_pooling, qkv_bias=spec.qkv_bias,
-            prefix=int(spec.class_token), eps=spec.norm_eps)
+            prefix=int(spec.class_token), eps=spec.norm_eps, frames=frames,
+            pool_kernel_t=spec.pool_kernel_t if frames > 1 else 1)
         return Block(dim_in=dim_in, dim=st.dim, dim_out=dim_out, mlp_ratio=st.mlp_ratio, attn=attn,
                      shortcut_pool=(st.q_kernel, 2) if pooling else None, drop_path=drop_path, eps=spec.norm_eps)
 

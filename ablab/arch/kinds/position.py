@@ -30,16 +30,21 @@ class BiasTable(RelPosKind):
         if st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block:
             return [("rel_pos", "a relative position bias table needs unpooled queries and keys (decomposed "
                                 "relative positions follow pooling)")]
+        if ctx.spec.t_tokens > 1 and ctx.attention.one_map(ctx):
+            return [("rel_pos", "a relative position bias table is 2D: attention across token frames needs a 3D "
+                                "one (Video Swin's), which ablab does not have; use windows or no rel_pos")]
         return []
 
-    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int) -> Optional[nn.Module]:
+    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int,
+              frames: int = 1) -> Optional[nn.Module]:
         from ...nn.position import RelPosBias
 
         return RelPosBias(window=q_side, heads=heads, prefix=prefix)
 
 
 class Decomposed(RelPosKind):
-    """MViTv2: q . rel_pos_h[dy] + q . rel_pos_w[dx] added to the logits, for pooled queries and keys alike."""
+    """MViTv2: q . rel_pos_h[dy] + q . rel_pos_w[dx] (+ q . rel_pos_t[dt] over a clip's token frames) added to the
+    logits, for pooled queries and keys alike."""
 
     name = "decomposed"
     multiscale = True
@@ -49,10 +54,11 @@ class Decomposed(RelPosKind):
             return [("rel_pos", "decomposed relative positions are for global (pooled) attention")]
         return []
 
-    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int) -> Optional[nn.Module]:
+    def build(self, q_side: int, kv_side: int, heads: int, head_dim: int, prefix: int,
+              frames: int = 1) -> Optional[nn.Module]:
         from ...nn.position import DecomposedRelPos
 
-        return DecomposedRelPos(q_side=q_side, kv_side=kv_side, head_dim=head_dim)
+        return DecomposedRelPos(q_side=q_side, kv_side=kv_side, head_dim=head_dim, frames=frames)
 
     def sparse(self, ctx: StageContext, unit: int) -> Optional[str]:
         return "decomposed relative positions are tied to the dense grid"
