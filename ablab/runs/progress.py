@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from ..engine.loop import Progress as EngineProgress
+from ..settings import GENERATED
 from .estimate import Plan, PlannedRun, clock, duration
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: 
     frames = f"{scale.frames} frames at " if scale is not None and scale.frames else ""
     model = ("the papers' models" if scale is None else f"every step shrunk ({frames}{scale.img_size} px, patches "
              f"x{scale.patch:g}, widths x{scale.width:g}, depths x{scale.depth:g})")
-    source = "generated" if not data.root else data.root
+    source = data.root or ("generated" if data.name in GENERATED else "no path given: measurement only")
     lines = [f"ablab run {recipe.path}: {recipe.title}",
              f"profile {profile}: {model}; data {data.name} ({source})",
              f"results: {store.profile_dir(recipe.name, profile)}"]
