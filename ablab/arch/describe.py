@@ -24,10 +24,12 @@ def describe(spec: ArchSpec) -> list[str]:
         extras = [f"{st.depth} blocks"] if modules != str(st.depth) else []
         extras += [f"{st.heads} heads"] if st.heads else []
         extras.append(f"mlp x{st.mlp_ratio:g}")
+        time = spec.frames > 1 and spec.pool_kernel_t > 1  # 3D pools: t x k x k, stride 1 in time
+        kernel = (lambda k: f"{spec.pool_kernel_t}x{k}x{k}") if time else str
         if st.pools_kv:
-            extras.append(f"KV {st.pool} k{st.kv_kernel}/s{st.kv_stride}")
+            extras.append(f"KV {st.pool} k{kernel(st.kv_kernel)}/s{st.kv_stride}")
         if st.pool_stride1:
-            extras.append(f"Q {st.pool} k{st.q_kernel}/s1")
+            extras.append(f"Q {st.pool} k{kernel(st.q_kernel)}/s1")
         extras.append(ctx.rel_pos.describe(ctx))
         if st.residual_pooling:
             extras.append("residual pooling")
