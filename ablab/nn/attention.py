@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..arch.geometry import pooled_side
+from .embed import frames_of
 from .pooling import Pool
 
 PoolSpec = tuple[str, int, int]  # (op, kernel, stride)
@@ -103,7 +104,7 @@ class Attention(nn.Module):
         nw = self.side // self.window if self.side else 1
         if nw > 1:  # B, T*s*s, C -> B*T, s, s, C -> B*T*nW^2, w*w, C (rolled by -shift first)
             w = self.window
-            bt = b * x.shape[1] // (self.side * self.side)
+            bt = b * frames_of(x, self.side)
             x = x.view(bt, self.side, self.side, c)
             if self.shift:
                 x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
