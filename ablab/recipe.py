@@ -20,7 +20,7 @@ from .mim.spec import pretrain_spec
 from .paper.section import Section, load_sections
 from .schema import Problems, SchemaError, did_you_mean, load
 from .store.paths import identifier_problem
-from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig, units_per_side,
+from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig,
                        visible_count)
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, SourceError, load_source
@@ -452,7 +452,7 @@ def _check_pretraining(p: Problems, steps: list[Step], specs: dict[str, ArchSpec
                 p.add(where(field_name), f"profile '{name}', step '{step.id}': {e}")
                 continue
             try:
-                units = units_per_side(spec.img_size, spec.patch_size, cfg.mask_unit) ** 2
+                units = spec.mask_units(cfg.mask_unit)
             except ValueError as e:
                 p.add(where("mask_unit"), f"profile '{name}', step '{step.id}': {e}")
                 continue

@@ -5,7 +5,8 @@ The bottom floor of ablab: no torch, no I/O. Every block a recipe may write is o
 conflicts, as (field, message) pairs), so every error of a recipe is reported at once.
 
 A field added after runs were first recorded carries `metadata={"added": True}`: while it holds its default it is
-left out of the content keys of runs (`ablab.store.keys`), so results recorded before it existed stay valid.
+left out of the content keys of runs (`ablab.store.keys`), so results recorded before it existed stay valid; a
+field removed since is kept in the keys at its only recorded value (`REMOVED`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any, Literal, Optional
 Problem = tuple[str, str]  # (field, message)
 
 ADDED = {"added": True}  # see the module docstring
+# fields removed after runs were recorded, with the value every recorded run had: content keys keep them, so those
+# runs stay valid (`ablab.store.keys`). Hiera's separate-and-pad is the spec's (ArchSpec.separate_and_pad) since
+# it changes the model in fine-tuning and inference too.
+REMOVED = {"PretrainConfig": {"separate_and_pad": False}}
 
 # classes of the datasets ablab knows without reading them (ImageFolder and Kinetics count their folders)
 DATASET_CLASSES = {"shapetex": 10, "cifar10": 10, "cifar100": 100, "shapeclips": 10}
@@ -114,7 +119,6 @@ class PretrainConfig:
     decoder_heads: int = 16
     multiscale: bool = False  # Hiera's decoder input: every stage's output fused, not only the last
     norm_pix: bool = True  # MAE's target: pixels normalised per patch
-    separate_and_pad: bool = False  # Hiera Fig. 4d: run overlapping convs / pools per mask unit with padding
     # the encoder's drop path in pre-training (Hiera Table 3c); fine-tuning keeps its own, train.drop_path
     drop_path: float = field(default=0.0, metadata=ADDED)
     # set_fields-style spec overrides for pre-training only; stage windows alone, as GreenMIM's 14x14 windows in

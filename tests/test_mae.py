@@ -16,7 +16,7 @@ from ablab.arch.shrink import shrink
 from ablab.settings import PretrainConfig, Scale
 from ablab.mim.hog import HOG
 from ablab.mim.mae import build_mae
-from ablab.mim.masking import random_mask, token_mask
+from ablab.mim.masking import pixel_mask, random_mask, token_mask
 from ablab.mim.sparse import SparseError, check_sparse, sparse_forward
 from ablab.recipe import load_recipe
 
@@ -42,12 +42,13 @@ def cpu_spec(recipe: str, step: str):
 
 
 def dense_with_masked_keys(monkeypatch, net, images, mask, unit_px):
-    """The dense model's final tokens when every global attention ignores the masked tokens as keys."""
+    """The dense model's final tokens when every global attention ignores the masked tokens as keys (on every
+    token grid it may attend on: the stages' and pooled K/V's)."""
     spec, batch = net.spec, images.shape[0]
     per_side = spec.img_size // unit_px
     key_masks = {}  # key length -> (B, keys) additive mask, one per token grid the model attends on globally
-    for grid in {g for g in spec.grids() if g} | {spec.img_size // spec.patch_size // 2 ** k for k in range(4)}:
-        if grid % per_side == 0:
+    for grid in {g for g in spec.grids() if g} | {spec.img_size // spec.patch_size // 2 ** k for k in range(6)}:
+        if grid and grid % per_side == 0:
             visible = token_mask(mask, per_side, grid // per_side)
             prefix = torch.ones(batch, int(spec.class_token), dtype=torch.bool)
             keep = torch.cat([prefix, visible], dim=1)
@@ -65,6 +66,28 @@ def dense_with_masked_keys(monkeypatch, net, images, mask, unit_px):
         return net.forward_features(images)
 
 
+def perturbed(net):
+    """`net` with every weight moved off its initial value (norms, pools and tables included)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+def assert_sparse_equals_dense(monkeypatch, spec, unit_px, ratio):
+    torch.manual_seed(0)
+    net = perturbed(build(spec).eval())
+    images = torch.randn(*spec.input_shape(3))
+    mask = random_mask(3, spec.mask_units(unit_px), ratio, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        last = sparse_forward(net, images, mask, unit_px)[-1]
+    dense = dense_with_masked_keys(monkeypatch, net, images * pixel_mask(mask, spec, unit_px), mask, unit_px)
+    index = torch.cat([torch.arange(last.prefix).expand(3, -1), last.grid_index() + last.prefix], dim=1)
+    expected = dense.gather(1, index[:, :, None].expand(-1, -1, dense.shape[-1]))
+    assert last.x.shape == expected.shape
+    torch.testing.assert_close(last.x, expected, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("recipe, step, unit_px, ratio", [
     ("vit_to_swin", "o", 4, 0.75),              # ViT: a unit is one token
     ("deit_to_hvt", "deit_ti", 8, 0.5),         # class token, units of 2x2 tokens
@@ -72,29 +95,30 @@ def dense_with_masked_keys(monkeypatch, net, images, mask, unit_px):
     ("vit_to_swin", "c", 4, 0.75),              # HiViT: MLP stages and merges inside units, RPE + abs pos
     ("mvitv2_to_hiera", "mu_attn", 16, 0.5),    # mask-unit attention, kernel = stride Q pools, global stages
     ("mvitv2_to_hiera", "hiera_l", 16, 0.5),    # Hiera-L (widening in attention, norm after pooling)
+    # Hiera Fig. 4d: separate-and-pad, so overlapping conv / max pools (Q, K/V, shortcut, stride 1) and
+    # decomposed relative positions (looked up at the visible tokens) run on the visible units alone
+    ("mvitv2_to_hiera", "sep_pad", 16, 0.5),
+    ("mvitv2_to_hiera", "maxpool", 16, 0.5),
+    ("mvitv2_to_hiera", "no_stride1", 16, 0.5),
+    ("mvitv2_to_hiera", "kernel_stride", 16, 0.5),  # K/V kernel = stride inside a unit: sparse without the trick
 ])
 def test_sparse_encoder_equals_dense_with_masked_keys(monkeypatch, recipe, step, unit_px, ratio):
-    spec = cpu_spec(recipe, step)
-    torch.manual_seed(0)
-    net = build(spec).eval()
-    images = torch.randn(3, 3, spec.img_size, spec.img_size)
-    per_side = spec.img_size // unit_px
-    mask = random_mask(3, per_side * per_side, ratio, torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        last = sparse_forward(net, images, mask, unit_px)[-1]
-    dropped = images * token_mask(mask, per_side, unit_px).view(3, 1, spec.img_size, spec.img_size)
-    dense = dense_with_masked_keys(monkeypatch, net, dropped, mask, unit_px)
-    index = torch.cat([torch.arange(last.prefix).expand(3, -1), last.grid_index() + last.prefix], dim=1)
-    expected = dense.gather(1, index[:, :, None].expand(-1, -1, dense.shape[-1]))
-    assert last.x.shape == expected.shape
-    torch.testing.assert_close(last.x, expected, atol=1e-5, rtol=1e-4)
+    assert_sparse_equals_dense(monkeypatch, cpu_spec(recipe, step), unit_px, ratio)
+
+
+@pytest.mark.parametrize("step", ["sep_pad", "maxpool", "kernel_stride", "hiera_l"])
+def test_sparse_video_encoder_equals_dense_with_masked_keys(monkeypatch, step):
+    """Clips: units one token frame deep, 3x3x3 pools separated per unit, temporal relative positions, separate
+    space and time embeddings; mask 0.9 as Hiera's video MAE."""
+    spec = shrink(load_recipe(RECIPES / "mvitv2_to_hiera_video.yaml").specs[step],
+                  Scale(img_size=32, patch=0.5, width=0.125, depth=0.1667, frames=8), num_classes=10)
+    assert spec.t_tokens == 4
+    assert_sparse_equals_dense(monkeypatch, spec, 16, 0.9)
 
 
 @pytest.mark.parametrize("recipe, step, operator", [
     ("vit_to_swin", "c'", "shifted window attention"),
-    ("mvitv2_to_hiera", "mvitv2_l", "decomposed relative positions"),
-    ("mvitv2_to_hiera", "abs_pos", "stage 1: KV pooling"),
-    ("mvitv2_to_hiera", "kernel_stride", "stage 1: KV pooling"),
+    ("mvitv2_to_hiera", "mvitv2_l", "stage 1: KV pooling .kernel 3, stride 4. pools across mask units"),
     ("deit_to_hvt", "hvt_s_1", "1D token pooling"),
 ])
 def test_specs_that_cannot_run_sparse_name_the_operator(recipe, step, operator):

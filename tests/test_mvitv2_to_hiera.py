@@ -1,16 +1,18 @@
 """recipes/mvitv2_to_hiera.yaml: MViTv2-L -> Hiera-L (Hiera Table 1); Hiera presets against Table 2."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from ablab.arch.build import build
+from ablab.cost.fidelity import meta_cost
 from ablab.cost.flops import count_flops
 from ablab.nn.attention import Attention
 from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe
-from ablab.arch.spec import canonical, diff
+from ablab.arch.spec import SpecError, canonical, check, diff
 from ablab.transforms import TRANSFORMS as T
 from ablab.transforms import PreconditionError
 
@@ -29,10 +31,11 @@ def test_each_step_changes_what_its_row_names():
     for step in RECIPE.steps[1:]:
         changes = diff(RECIPE.spec(step.parent, "paper"), RECIPE.spec(step.id, "paper"))
         fields[step.id] = {path.split(".")[-1] for path, _, _ in changes}
+    assert fields["sep_pad"] == {"separate_and_pad"}
     assert fields["abs_pos"] == {"rel_pos", "pos_embed"}
     assert fields["maxpool"] == {"pool"}
     assert fields["no_stride1"] == {"pool_stride1"}
-    assert fields["kernel_stride"] == {"q_kernel", "kv_kernel"}
+    assert fields["kernel_stride"] == {"q_kernel", "kv_kernel", "separate_and_pad"}  # no overlap left: the trick goes
     assert fields["no_res"] == {"residual_pooling"}
     assert fields["mu_attn"] == {"attention", "kv_stride"}
     assert fields["hiera_l"] == {"channel_expand", "head_norm"}
@@ -84,3 +87,24 @@ def test_hiera_transform_preconditions():
         T["mask_unit_attention"](preset("mvitv2_b"))
     with pytest.raises(PreconditionError, match="no stage has residual pooling"):
         T["drop_residual_pooling"](preset("hiera_b"))
+    with pytest.raises(PreconditionError, match="nothing to separate"):
+        T["separate_and_pad"](preset("hiera_b"))  # every kernel is its stride
+    with pytest.raises(PreconditionError, match="already pools inside mask units"):
+        T["separate_and_pad"](T["separate_and_pad"](preset("mvitv2_b")))
+
+
+def test_separate_and_pad_changes_only_pools_that_cross_a_unit():
+    """On MViTv2-L's pools (kernel 3) the trick changes the outputs; it costs no parameters or FLOPs of its own."""
+    spec = RECIPE.spec("mvitv2_l", "cpu")
+    separated = RECIPE.spec("sep_pad", "cpu")
+    torch.manual_seed(0)
+    plain = build(spec).eval()
+    tricked = build(separated).eval()
+    tricked.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, spec.img_size, spec.img_size)
+    with torch.no_grad():
+        assert not torch.allclose(plain(images), tricked(images))
+    plain_cost, tricked_cost = meta_cost(spec), meta_cost(separated)
+    assert (plain_cost.params, plain_cost.macs) == (tricked_cost.params, tricked_cost.macs)
+    with pytest.raises(SpecError, match="separate-and-pad: Q pooling of stride 2 in stage 4"):
+        check(dataclasses.replace(separated, mask_unit=4))  # units of 1 token in stage 3 cannot be halved

@@ -199,7 +199,7 @@ def test_pretrain_block_errors(write_recipe):
     assert errs == [f"{path}:6: profiles.cpu.train.pretrain.mask_unti: unknown field 'mask_unti'; did you mean "
                     f"'mask_unit'? allowed: method, mask_ratio, mask_unit, batchwise, epochs, batch_size, lr, min_lr, "
                     f"weight_decay, betas, warmup_epochs, decoder_depth, decoder_dim, decoder_heads, multiscale, "
-                    f"norm_pix, separate_and_pad, drop_path, set, target"]
+                    f"norm_pix, drop_path, set, target"]
     path, errs = errors_of(write_recipe, PRETRAIN.replace("method: simmim", "method: simim")
                            .replace("epochs: 2}", "epochs: two}").replace("0.6", "1.0"))
     assert errs == [f"{path}:6: profiles.cpu.train.pretrain.method: 'simim' is not allowed; allowed: mae, simmim, "
@@ -211,7 +211,7 @@ def test_pretrain_block_errors(write_recipe):
     path, errs = errors_of(write_recipe, PRETRAIN.replace("train: {pretrain: null}", "train: {pretrain: [mae]}"))
     assert errs == [f"{path}:18: steps[3].train.pretrain: a mapping with method, mask_ratio, mask_unit, batchwise, "
                     f"epochs, batch_size, lr, min_lr, weight_decay, betas, warmup_epochs, decoder_depth, decoder_dim, "
-                    f"decoder_heads, multiscale, norm_pix, separate_and_pad, drop_path, set, target is required"]
+                    f"decoder_heads, multiscale, norm_pix, drop_path, set, target is required"]
 
 
 def test_pretrain_mask_unit_must_tile_the_image_at_each_profile(write_recipe):

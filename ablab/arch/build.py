@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from timm.layers import trunc_normal_
@@ -40,13 +40,16 @@ class StageModule(nn.Module):
         x = self.downsample(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed
-        if self.pos_embed_spatial is not None:  # B, T*N, C + (1, T*N, C): frame-major tokens
+        table = self.position_table()
+        return self.blocks(x if table is None else x + table)
+
+    def position_table(self) -> Optional[torch.Tensor]:
+        """The absolute embedding of every token, (1, prefix + T * N, C) frame-major, or None without one."""
+        if self.pos_embed_spatial is not None:
             n = self.pos_embed_spatial.shape[1]
-            x = x + (self.pos_embed_spatial.repeat(1, self.pos_embed_temporal.shape[1], 1)
-                     + self.pos_embed_temporal.repeat_interleave(n, dim=1))
-        return self.blocks(x)
+            return (self.pos_embed_spatial.repeat(1, self.pos_embed_temporal.shape[1], 1)
+                    + self.pos_embed_temporal.repeat_interleave(n, dim=1))
+        return self.pos_embed
 
 
 class Net(nn.Module):

@@ -12,16 +12,18 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Literal, Optional
 
 from ..schema import Key, Problems, SchemaError, did_you_mean, loaded
-from ..settings import ADDED
+from ..settings import ADDED, units_per_side
 from .kinds import ATTENTION, BLOCKS, DOWNSAMPLE, HEADS, REL_POS, STAGE_KINDS, StageContext
 
 PoolOp = Literal["conv", "max", "avg"]
 Expand = Literal["attn", "mlp"]
 HeadNorm = Literal["tokens", "pooled"]
 
+IMAGES, CLIPS = "im/s", "clips/s"  # throughput of image and of clip models
 KIND_FIELD = {"kind_field": True}  # read only by the kinds that name it; canonical() resets it elsewhere
 
 
@@ -110,6 +112,9 @@ class ArchSpec:
       as Hiera's video models; otherwise one table over every token.
     pool_kernel_t -- the temporal kernel of attention's Q and KV pools over a clip (stride 1 in time, padded by
       kernel // 2; MViTv2's video models: 3, so their pools are 3x3x3); 1 pools each token frame alone (Hiera).
+    separate_and_pad -- Hiera's Fig. 4d trick: every pool (Q, K/V, the pooled shortcut) runs on each mask unit
+      (`mask_unit` stem tokens wide, one token frame deep) alone, zero-padded at the unit's border, in training
+      and inference alike, so that no kernel reads a neighbouring unit and sparse MAE can pre-train the model.
     """
 
     stages: tuple[Stage, ...]
@@ -133,6 +138,7 @@ class ArchSpec:
     stem_kernel_t: int = field(default=0, metadata=ADDED)
     sep_pos_embed: bool = field(default=False, metadata=ADDED)
     pool_kernel_t: int = field(default=1, metadata=ADDED)
+    separate_and_pad: bool = field(default=False, metadata=ADDED)
     name: str = field(default="", compare=False)
 
     # ---- derived geometry -------------------------------------------------
@@ -144,9 +150,19 @@ class ArchSpec:
         kernel = self.stem_kernel_t or self.patch_t
         return (self.frames + 2 * (kernel // 2 if self.stem_kernel_t else 0) - kernel) // self.patch_t + 1
 
+    @property
+    def throughput_unit(self) -> str:
+        """How the model's speed is counted: im/s, or clips/s for a clip model (one sample is a clip)."""
+        return throughput_unit([self.frames])
+
     def input_shape(self, batch: int) -> tuple[int, ...]:
         """(batch, C, H, W) for images, (batch, C, T, H, W) for clips."""
         return input_shape(batch, self.in_chans, self.img_size, self.frames)
+
+    def mask_units(self, unit: int) -> int:
+        """Mask units of `unit` px over the input: per side squared, per token frame of a clip (a unit is one token
+        frame deep, as Hiera's 1 x 8 x 8-token video units); ValueError when they do not tile the image."""
+        return self.t_tokens * units_per_side(self.img_size, self.patch_size, unit) ** 2
 
     def contexts(self) -> list[StageContext]:
         """Every stage where it sits: its input and output grid, mask-unit side and kinds (names must be known)."""
@@ -218,7 +234,9 @@ class ArchSpec:
             out.append((("stem_kernel",), f"an overlapping stem needs an odd kernel >= patch_size, got "
                                           f"{self.stem_kernel}"))
         out += self._time_problems()
-        for ctx in self.contexts():
+        contexts = self.contexts()
+        out += self._unit_problems(contexts)
+        for ctx in contexts:
             out += [(("stages", ctx.index, name), message) for name, message in _stage_problems(ctx)]
             if ctx.side == 0:
                 break  # nothing further can be built on an empty grid
@@ -248,6 +266,24 @@ class ArchSpec:
             out.append((("sep_pos_embed",), "separate space and time embeddings take no class token"))
         return out
 
+    def _unit_problems(self, contexts: list[StageContext]) -> list[tuple[Key, str]]:
+        """What keeps separate-and-pad from pooling inside mask units: a unit that does not tile the grid a pool
+        works on, or that its stride does not divide (its pooled units would not tile the pooled grid)."""
+        if not self.separate_and_pad:
+            return []
+        out: list[tuple[Key, str]] = []
+        for ctx in contexts:
+            st, where = ctx.stage, f"stage {ctx.index + 1}"
+            pools = [(ctx.prev.unit, ctx.side_in, 2, "Q pooling")] if ctx.downsample.pools_in_block and ctx.prev else []
+            if st.pools_kv or st.pool_stride1:
+                pools.append((ctx.unit, ctx.side, st.kv_stride if st.pools_kv else 1, "K/V pooling"))
+            for unit, side, stride, what in pools:
+                if side and (unit < stride or side % unit or unit % stride):
+                    out.append((("mask_unit",), f"separate-and-pad: {what} of stride {stride} in {where} works on "
+                                                f"mask units of {unit} tokens on a {side}x{side} grid; a unit must "
+                                                "tile the grid and be a multiple of the stride"))
+        return out
+
     # ---- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain data; a field added later is left out while at its default, so earlier keys stay valid."""
@@ -263,6 +299,14 @@ class ArchSpec:
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
         """Build and check a spec from plain data; SpecError lists every unknown, mistyped or unbuildable field."""
         return loaded(cls, data, SpecError)
+
+
+def throughput_unit(frames: Iterable[int]) -> str:
+    """'clips/s' when every model given by its input frames is a clip model (frames > 1), else 'im/s': image
+    models, none known, or a table that mixes both (no shipped recipe does; its rows would not share one unit, and
+    'im/s' keeps the wording image recipes always had)."""
+    known = list(frames)
+    return CLIPS if known and all(f > 1 for f in known) else IMAGES
 
 
 def input_shape(batch: int, in_chans: int, img_size: int, frames: int = 1) -> tuple[int, ...]:
@@ -301,16 +345,31 @@ def canonical(spec: ArchSpec) -> ArchSpec:
         used = set().union(*(kind.reads(st) for kind in (ctx.block, ctx.attention, ctx.downsample, ctx.rel_pos)))
         stages.append(dataclasses.replace(st, **{f: getattr(default, f) for f in kind_fields if f not in used}))
         spec_fields |= set(ctx.attention.spec_fields)
-    mask_unit = spec.mask_unit if "mask_unit" in spec_fields else ArchSpec.mask_unit
+    contexts = spec.contexts()
+    separate = spec.separate_and_pad and any(_overlapping_pools(ctx) for ctx in contexts)
+    mask_unit = spec.mask_unit if "mask_unit" in spec_fields or separate else ArchSpec.mask_unit
     sep = spec.sep_pos_embed and any(st.pos_embed for st in spec.stages)
-    pools = any(st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block
-                for st, ctx in zip(spec.stages, spec.contexts()))
+    pools = any(_pooled_contexts(ctx) for ctx in contexts)
     return dataclasses.replace(spec, stages=tuple(stages), mask_unit=mask_unit, sep_pos_embed=sep,
-                               pool_kernel_t=spec.pool_kernel_t if pools else 1, name="")
+                               pool_kernel_t=spec.pool_kernel_t if pools else 1, separate_and_pad=separate, name="")
+
+
+def _pooled_contexts(ctx: StageContext) -> bool:
+    """Whether a stage's attention pools anything (Q at its transition, K/V, Q at stride 1)."""
+    st = ctx.stage
+    return st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block
+
+
+def _overlapping_pools(ctx: StageContext) -> bool:
+    """Whether a stage has a pool whose kernel reads past its stride (or over time): what separate-and-pad changes."""
+    st, spec = ctx.stage, ctx.spec
+    overlaps = (st.pool_stride1 and st.q_kernel > 1) or (st.pools_kv and st.kv_kernel != st.kv_stride)
+    overlaps = overlaps or (ctx.downsample.pools_in_block and st.q_kernel != 2)
+    return overlaps or (_pooled_contexts(ctx) and spec.pool_kernel_t > 1)
 
 
 def _flat_top(spec: ArchSpec) -> dict[str, Any]:
-    return {k: v for k, v in spec.to_dict().items() if k not in ("stages", "name")}
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in ("stages", "name")}
 
 
 def diff(old: ArchSpec, new: ArchSpec) -> list[tuple[str, Any, Any]]:

@@ -101,7 +101,7 @@ def pretrain(
     data = build_data(TrainConfig(batch_size=cfg.batch_size, data=data_cfg), spec.img_size, seed, rank, world,
                       frames=spec.frames)
     mine = dist.batch_share(cfg.batch_size, rank, world)  # this process's part of each global batch and its masks
-    units = (spec.img_size // model.unit) ** 2
+    units = spec.mask_units(model.unit)
     batchwise = cfg.batchwise or cfg.method == "greenmim"
     unused_head = any(name.startswith("encoder.head.") for name, _ in model.named_parameters())  # MAE, GreenMIM
     net = dist.wrap(model, dev, find_unused_parameters=unused_head)

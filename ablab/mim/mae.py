@@ -3,6 +3,9 @@
 normalised pixels of the masked units (He et al.; Hiera Section 3.1, HiViT Section 3.3), or of their HOG features
 with target hog (MaskFeat's, ablab/mim/hog.py; Hiera Table 3c).
 
+On a clip (Hiera's video MAE) mask units are one token frame deep and each final token predicts the first input
+frame of its token frame (Hiera's time-strided loss: frames 0, patch_t, 2 patch_t, ...).
+
 Hiera's multi-scale decoder input (`multiscale`): every earlier stage's output is pooled to the last stage's
 resolution inside its unit by a kernel = stride conv, projected to the last stage's width, and added.
 """
@@ -30,7 +33,7 @@ class MAE(nn.Module):
         self.sides = check_sparse(spec, cfg.mask_unit)
         self.encoder = build(spec)
         self.unit, self.per_side, self.norm_pix = cfg.mask_unit, spec.img_size // cfg.mask_unit, cfg.norm_pix
-        self.units = self.per_side**2
+        self.units, self.patch_t, self.t_tokens = spec.mask_units(cfg.mask_unit), spec.patch_t, spec.t_tokens
         grid = self.per_side * self.sides[-1]
         self.patch = spec.img_size // grid  # pixels per side of a final-stage token: what each token predicts
         dims = [stage.blocks[-1].mlp.fc2.out_features for stage in self.encoder.stages]
@@ -42,7 +45,7 @@ class MAE(nn.Module):
         d = cfg.decoder_dim
         self.decoder_embed = nn.Linear(dims[-1], d)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.decoder_pos = nn.Parameter(torch.zeros(1, grid * grid, d))
+        self.decoder_pos = nn.Parameter(torch.zeros(1, spec.t_tokens * grid * grid, d))
         self.decoder = nn.Sequential(*[DecoderBlock(d, cfg.decoder_heads, 4.0, qkv_bias=True)
                                        for _ in range(cfg.decoder_depth)])
         self.decoder_norm = nn.LayerNorm(d)
@@ -57,7 +60,7 @@ class MAE(nn.Module):
         return self.loss(images, self.predict(images, mask), mask)
 
     def predict(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The target predicted for every final-stage token: (B, grid^2, target width)."""
+        """The target predicted for every final-stage token: (B, T * grid^2, target width)."""
         outputs = sparse_forward(self.encoder, images, mask, self.unit)
         last = outputs[-1]
         x = last.x[:, last.prefix:]  # B, V * t, C
@@ -71,7 +74,11 @@ class MAE(nn.Module):
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, tokens, target width): each final-stage token's HOG, or its pixels (normalised per
-        token with norm_pix)."""
+        token with norm_pix); a clip (B, 3, T, H, W) by the first frame of each token frame, frames in order."""
+        if images.dim() == 5:  # B, 3, T, H, W -> B * T', 3, H, W: one frame per token frame
+            frames = images[:, :, ::self.patch_t][:, :, :self.t_tokens]
+            per_frame = self.targets(frames.transpose(1, 2).flatten(0, 1))
+            return per_frame.reshape(images.shape[0], -1, per_frame.shape[-1])
         if self.hog is not None:
             return self.hog.tokens(images, self.patch)
         target = patchify(images, self.patch)

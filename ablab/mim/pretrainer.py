@@ -21,9 +21,9 @@ def build_pretrainer(spec: ArchSpec, cfg: PretrainConfig) -> nn.Module:
     if problems:
         raise ValueError(f"pretrain settings: {problems}")
     spec = pretrain_spec(spec, cfg)
-    if spec.frames > 1:
-        raise PretrainUnsupported(f"{cfg.method} cannot pre-train this model: masked modeling of clips (video MAE, "
-                                  "spatiotemporal mask units) is not built yet")
+    if spec.frames > 1 and cfg.method != "mae":
+        raise PretrainUnsupported(f"{cfg.method} cannot pre-train this model: it masks images; clips pre-train with "
+                                  "method mae (Hiera's video MAE, mask units one token frame deep)")
     try:
         if cfg.method == "mae":
             from .mae import build_mae

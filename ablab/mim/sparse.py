@@ -1,15 +1,16 @@
 """Sparse execution of a built Net on the visible mask units only: MAE's encoder for hierarchical specs.
 
 Tokens are kept unit-major: (B, prefix + V * t, C) for V visible units of t = s * s tokens each (s = a unit's
-side in tokens at the current stage, halving at every 2x2 merge or Q pool), tokens row-major inside a unit.
-Operators that stay inside a unit (MLPs, patch merging, kernel = stride pooling, mask-unit attention, window
-attention whose window is exactly the unit) run on (B * V, t, C); global attention runs on every visible token
-of a sample, with absolute embeddings and relative position biases looked up at the tokens' grid positions.
+side in tokens at the current stage, halving at every 2x2 merge or Q pool), tokens row-major inside a unit; in a
+clip a unit is one token frame deep, so the units of all token frames are simply more units. Operators that stay
+inside a unit (MLPs, patch merging, kernel = stride pooling, every pool of a model with Hiera's separate-and-pad,
+mask-unit attention, window attention whose window is exactly the unit) run on (B * V, t, C); global attention
+runs on every visible token of a sample (with K and V pooled inside units), with absolute embeddings and
+relative positions (Swin's table, MViTv2's decomposed ones) looked up at the tokens' grid positions.
 That is the same computation as the dense model with masked tokens removed from the keys (tested), using the
 model's own weights. Masked pixels are zeroed before the stem, so an overlapping stem (Hiera's 7x7 conv) reads
-zeros there, as in Hiera. Operators that would read masked tokens -- overlapping convs or pools, KV pooling,
-decomposed relative positions, windows that cross units, shifted windows, 1D token pooling -- are refused
-with a SparseError that names them.
+zeros there, as in Hiera. Operators that would read masked tokens -- overlapping pools without separate-and-pad,
+windows that cross units, shifted windows, 1D token pooling -- are refused with a SparseError that names them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Optional
 import torch
 
 from ..arch.build import Net
-from ..arch.spec import ArchSpec
+from ..arch.spec import ArchSpec, canonical
 from ..nn.attention import Attention
 from ..nn.blocks import Block
 from ..nn.embed import PatchMerge
+from ..nn.position import DecomposedRelPos
 from ..settings import units_per_side
-from .masking import token_mask, visible_indices
+from .masking import pixel_mask, visible_indices
 
 
 class SparseError(ValueError):
@@ -39,6 +41,10 @@ def check_sparse(spec: ArchSpec, unit_px: int) -> list[int]:
         units_per_side(spec.img_size, spec.patch_size, unit_px)
     except ValueError as e:
         raise SparseError(str(e)) from None
+    separated = spec.mask_unit * spec.patch_size
+    if canonical(spec).separate_and_pad and unit_px != separated:
+        raise SparseError(f"the model pools inside mask units of {separated} px (separate_and_pad); pre-train with "
+                          f"mask_unit {separated}, not {unit_px}")
     side, sides = unit_px // spec.patch_size, []
     for ctx in spec.contexts():
         reason = ctx.downsample.sparse(ctx, side)
@@ -55,20 +61,25 @@ class SparseTokens:
     """Unit-major tokens of the visible units: x (B, prefix + V * side^2, C) and where they sit."""
 
     x: torch.Tensor
-    units: torch.Tensor  # (B, V) visible unit indices, row-major on the per_side x per_side unit grid
+    units: torch.Tensor  # (B, V) visible unit indices, row-major on the (token frame, row, column) unit grid
     per_side: int
     side: int  # a unit's side in tokens at this point
     prefix: int  # class tokens in front
 
+    def coords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(token frame, row, column) of every unit token on the current dense grid, each (B, V * side^2)."""
+        s, p, dev = self.side, self.per_side, self.units.device
+        ut, rest = self.units // (p * p), self.units % (p * p)
+        iy, ix = torch.meshgrid(torch.arange(s, device=dev), torch.arange(s, device=dev), indexing="ij")
+        gy = (rest // p)[:, :, None] * s + iy.flatten()
+        gx = (rest % p)[:, :, None] * s + ix.flatten()
+        return ut[:, :, None].expand_as(gy).flatten(1), gy.flatten(1), gx.flatten(1)
+
     def grid_index(self) -> torch.Tensor:
-        """(B, V * side^2) row-major index of every token on the current dense grid."""
-        s, g = self.side, self.per_side * self.side
-        uy, ux = self.units // self.per_side, self.units % self.per_side  # B, V
-        iy, ix = torch.meshgrid(torch.arange(s, device=self.units.device), torch.arange(s, device=self.units.device),
-                                indexing="ij")
-        gy = uy[:, :, None] * s + iy.flatten()
-        gx = ux[:, :, None] * s + ix.flatten()
-        return (gy * g + gx).flatten(1)
+        """(B, V * side^2) row-major index of every token on the current dense grid (frame-major in a clip)."""
+        t, y, x = self.coords()
+        g = self.per_side * self.side
+        return (t * g + y) * g + x
 
     def split(self) -> tuple[Optional[torch.Tensor], torch.Tensor]:
         """(prefix tokens or None, unit tokens (B * V, side^2, C))."""
@@ -85,10 +96,10 @@ class SparseTokens:
 
 
 def to_units(tokens: torch.Tensor, units: torch.Tensor, per_side: int, side: int) -> torch.Tensor:
-    """Dense row-major tokens (B, (per_side * side)^2, C) -> the visible units' tokens (B, V * side^2, C)."""
+    """Dense row-major tokens (B, T * (per_side * side)^2, C) -> the visible units' tokens (B, V * side^2, C)."""
     b, _, c = tokens.shape
-    x = tokens.view(b, per_side, side, per_side, side, c).permute(0, 1, 3, 2, 4, 5)
-    x = x.reshape(b, per_side * per_side, side * side, c)
+    x = tokens.view(b, -1, per_side, side, per_side, side, c).permute(0, 1, 2, 4, 3, 5, 6)
+    x = x.reshape(b, -1, side * side, c)  # B, T * per_side^2, side^2, C
     return x.gather(1, units[:, :, None, None].expand(-1, -1, side * side, c)).flatten(1, 2)
 
 
@@ -100,8 +111,8 @@ def sparse_forward(net: Net, images: torch.Tensor, mask: torch.Tensor, unit_px: 
     per_side = spec.img_size // unit_px
     units = visible_indices(mask)
     side = unit_px // spec.patch_size
-    pixels = token_mask(mask, per_side, unit_px).view(-1, 1, spec.img_size, spec.img_size)
-    tokens = net.patch_embed(images * pixels)  # an overlapping stem (Hiera's 7x7) sees zeros, not masked pixels
+    # an overlapping stem (Hiera's 7x7, 3x7x7 on clips) sees zeros, not masked pixels
+    tokens = net.patch_embed(images * pixel_mask(mask, spec, unit_px))
     t = SparseTokens(to_units(tokens, units, per_side, side), units, per_side, side, 0)
     outputs = []
     for stage in net.stages:
@@ -111,8 +122,9 @@ def sparse_forward(net: Net, images: torch.Tensor, mask: torch.Tensor, unit_px: 
         if stage.cls_token is not None:
             t = SparseTokens(torch.cat([stage.cls_token.expand(t.x.shape[0], -1, -1), t.x], 1), t.units, per_side,
                              t.side, t.prefix + 1)
-        if stage.pos_embed is not None:
-            t.x = t.x + _gather_tokens(stage.pos_embed.expand(t.x.shape[0], -1, -1), t)
+        table = stage.position_table()
+        if table is not None:
+            t.x = t.x + _gather_tokens(table.expand(t.x.shape[0], -1, -1), t)
         for block in stage.blocks:
             t = _block(block, t)
         outputs.append(t)
@@ -148,20 +160,25 @@ def _block(block: Block, t: SparseTokens) -> SparseTokens:
 
 
 def _attention(attn: Attention, xn: torch.Tensor, t: SparseTokens) -> tuple[torch.Tensor, int]:
-    """xn (B, prefix + V * s^2, C) -> ((B, prefix + V * s'^2, dim), s'), tokens unit-major: Q pooled inside units
-    (kernel = stride, checked), attention inside each unit or across all visible tokens of a sample."""
+    """xn (B, prefix + V * s^2, C) -> ((B, prefix + V * s'^2, dim), s'), tokens unit-major: Q, K and V pooled inside
+    units (checked: kernel = stride, or the model separates its pools), attention inside each unit or across all
+    visible tokens of a sample."""
     b, v, s = xn.shape[0], t.units.shape[1], t.side
     if attn.window < attn.side:  # a window that is exactly one unit (checked): attention inside each unit
         out = attn.attend_windows(xn.reshape(b * v, s * s, -1))
         return attn.proj(out.reshape(b, -1, attn.dim)), attn.q_side
-    q, k, val = attn.heads_of(xn)
-    q = attn.pooled(attn.pool_q, q, s)
-    bias = _gather_bias(attn.bias(), t) if attn.rel_pos is not None else None
+    q, k, val = attn.heads_of(xn)  # B, heads, V * s^2, d: the pools see each unit as a frame of its own
+    q, k, val = (attn.pooled(pool, x, s) for pool, x in ((attn.pool_q, q), (attn.pool_k, k), (attn.pool_v, val)))
+    q_side, kv_side = (int(round(((x.shape[2] - t.prefix) // v) ** 0.5)) for x in (q, k))
+    if isinstance(attn.rel_pos, DecomposedRelPos):
+        at = SparseTokens(t.x, t.units, t.per_side, q_side, t.prefix).coords()
+        bias = attn.rel_pos.at(q, at, SparseTokens(t.x, t.units, t.per_side, kv_side, t.prefix).coords())
+    else:
+        bias = _gather_bias(attn.bias(), t) if attn.rel_pos is not None else None
     out = attn.attend(q, k, val, attn.materialise(bias, q))
     if attn.residual_pooling:
         out = out + q
-    side = int(round(((q.shape[2] - t.prefix) // v) ** 0.5))
-    return attn.proj(out.transpose(1, 2).reshape(b, -1, attn.dim)), side
+    return attn.proj(out.transpose(1, 2).reshape(b, -1, attn.dim)), q_side
 
 
 def _gather_bias(bias: torch.Tensor, t: SparseTokens) -> torch.Tensor:

@@ -52,6 +52,7 @@ class Attention(nn.Module):
     residual_pooling -- the pooled Q is added to the attention output (MViTv2).
     frames -- token frames one window holds (a clip under global attention), for 3D relative positions; the pools
       run over time too with `pool_kernel_t` > 1 (MViTv2's video models), else on each frame.
+    unit -- the pools run on each unit x unit square of a token frame alone (separate-and-pad; 0: on the map).
     The output grid is side // window * the pooled Q side; dim_in -> dim.
     """
 
@@ -74,6 +75,7 @@ class Attention(nn.Module):
         eps: float = 1e-5,
         frames: int = 1,
         pool_kernel_t: int = 1,
+        unit: int = 0,
     ) -> None:
         super().__init__()
         if prefix and window != side:
@@ -83,9 +85,10 @@ class Attention(nn.Module):
         self.scale = head_dim**-0.5
         self.qkv = nn.Linear(dim_in, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self.pool_q = Pool(*q_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if q_pool else None
-        self.pool_k = Pool(*kv_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if kv_pool else None
-        self.pool_v = Pool(*kv_pool, channels=head_dim, eps=eps, kernel_t=pool_kernel_t) if kv_pool else None
+        pools = dict(channels=head_dim, eps=eps, kernel_t=pool_kernel_t, unit=unit)
+        self.pool_q = Pool(*q_pool, **pools) if q_pool else None
+        self.pool_k = Pool(*kv_pool, **pools) if kv_pool else None
+        self.pool_v = Pool(*kv_pool, **pools) if kv_pool else None
         self.q_side = pooled_side(window, *q_pool[1:]) if q_pool else window
         self.kv_side = pooled_side(window, *kv_pool[1:]) if kv_pool else window
         self.rel_pos = rel_pos(self.q_side, self.kv_side, heads, head_dim, prefix, frames) if rel_pos is not None else None

@@ -9,6 +9,8 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
+Coords = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # token frame, row, column of each token
+
 
 class RelPosBias(nn.Module):
     """A learned (2W-1)^2 x heads table, looked up into a (heads, W*W, W*W) attention bias.
@@ -73,6 +75,18 @@ class DecomposedRelPos(nn.Module):
         rel_t = torch.einsum("bntyxc,tkc->bntyxk", rq, self.rel_pos_t[self.index_t])  # b, h, qt, qy, qx, kt
         bias = rel_t[..., :, None, None] + bias[..., None, :, :]  # b, h, qt, qy, qx, kt, ky, kx
         return bias.reshape(b, h, t * self.q_side**2, t * self.kv_side**2)
+
+    def at(self, q: torch.Tensor, q_at: Coords, k_at: Coords) -> torch.Tensor:
+        """The same bias between queries and keys at given grid positions (sparse MAE's visible tokens): q (B, heads,
+        n, d), q_at and k_at (token frame, row, column) each (B, n) and (B, m) -> (B, heads, n, m)."""
+        tables = [(self.rel_pos_h[self.index], 1), (self.rel_pos_w[self.index], 2)]
+        if self.rel_pos_t is not None:
+            tables.append((self.rel_pos_t[self.index_t], 0))
+        bias = 0
+        for table, axis in tables:  # table (q positions, k positions, d) on this axis
+            rel = torch.einsum("bhnd,bnkd->bhnk", q, table[q_at[axis]])  # b, h, n, k positions
+            bias = bias + rel.gather(-1, k_at[axis][:, None, None, :].expand(*rel.shape[:3], -1))
+        return bias
 
 
 def relative_index(q: torch.Tensor, k: torch.Tensor, window: int) -> torch.Tensor:

@@ -22,12 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
+from ..arch.spec import IMAGES
 from ..schema import Key, Problems, did_you_mean
 from ..yamlsrc import Source
 from .catalogue import find, items
 
-# what a paper column holds and how it is headed; text columns compare our design column as printed
-NUMERIC = {"params_m": "Params (M)", "gflops": "FLOPs (G)", "throughput": "im/s", "top1": "top-1", "top5": "top-5",
+# what a paper column holds and how it is headed (throughput in clips/s for clip models: `tables.title`); text
+# columns compare our design column as printed
+NUMERIC = {"params_m": "Params (M)", "gflops": "FLOPs (G)", "throughput": IMAGES, "top1": "top-1", "top5": "top-5",
            "cifar100_top1": "CIFAR-100 top-1", "cifar100_top5": "CIFAR-100 top-5", "miou": "mIoU",
            "pt_epoch_minutes": "pre-training min / epoch", "pt_epoch_hours": "pre-training h / epoch",
            "pt_memory_mb": "pre-training memory (MB)", "pt_memory_gb": "pre-training memory (GB)"}

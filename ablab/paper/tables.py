@@ -16,7 +16,9 @@ import pandas as pd
 
 from ..io import CorruptFile, read_json
 from ..recipe import Recipe
+from ..report.numbers import rate
 from ..report.table import Table
+from ..report.units import IMAGES, throughput_unit
 from ..stats import paired_delta, seed_stats
 from ..store.paths import Store
 from ..store.summary import read_rows, setting_label, top1_by_seed
@@ -94,10 +96,13 @@ def accuracy(field: str, ours: Ours) -> str:
     return f"{float(value):.2f}" if value not in ("", "nan") else ""
 
 
-def title(section: Section, name: str) -> str:
-    """A paper column's header: 'Params (M)', 'ImageNet-1K top-1', 'CIFAR-100 top-5'."""
+def title(section: Section, name: str, unit: str = IMAGES) -> str:
+    """A paper column's header: 'Params (M)', 'ImageNet-1K top-1', 'CIFAR-100 top-5', throughput's `unit` (im/s,
+    or clips/s for clip models)."""
     if name in ("top1", "top5"):
         return f"{section.dataset} {NUMERIC[name]}"
+    if name == "throughput":
+        return unit
     return NUMERIC.get(name) or TEXT[name]
 
 
@@ -109,15 +114,16 @@ def paper_cell(row: Row, name: str) -> str:
 
 
 def ours_cell(row: Row, name: str, value: Optional[float | str], exact: bool) -> str:
-    """Ours at the paper's printed precision (one more digit); at paper scale (`exact`) with ✓ / ✗ for structure
-    against the paper (a shrunk model's numbers are not the paper's to match)."""
+    """Ours at the paper's printed precision (one more digit; throughput as the report writes it, 3 significant
+    digits below 100); at paper scale (`exact`) with ✓ / ✗ for structure against the paper (a shrunk model's numbers
+    are not the paper's to match)."""
     if value is None:
         return ""
     paper = row.paper.get(name)
     if isinstance(value, str):
         return value if paper is None or not exact else f"{value} {'✓' if value == paper else '✗'}"
     places = row.decimals.get(name, 2)
-    text = f"{value:.{places + 1}f}" if name != "throughput" else f"{value:.0f}"
+    text = f"{value:.{places + 1}f}" if name != "throughput" else rate(value)
     if not exact and name != "throughput":
         return f"{value:.3g}"
     if name in STRUCTURE and isinstance(paper, float):
@@ -153,18 +159,20 @@ def build_settings_table(recipe: Recipe, section: Section, profile: str) -> Tabl
 
 def build_paper_table(recipe: Recipe, section: Section, profile: str, store: Store) -> Table:
     """The section's table: the paper's first column, then for each of its columns the paper's number and ours,
-    then our paired change of top-1 against the first row where seeds were trained."""
+    then our paired change of top-1 against the first row where seeds were trained; throughput in clips/s where
+    every row's model at `profile` is a clip model."""
     if section.settings:
         return build_settings_table(recipe, section, profile)
     item = find(section.item)
     ours = {r.step: ours_of(recipe, profile, store, r.step) for r in section.rows}
+    unit = throughput_unit(recipe.spec(r.step, profile).frames for r in section.rows)
     data: dict[str, list[str]] = {section.row_header: [r.label for r in section.rows]}
     for name in section.columns:
-        data[f"paper {title(section, name)}"] = [paper_cell(r, name) for r in section.rows]
+        data[f"paper {title(section, name, unit=unit)}"] = [paper_cell(r, name) for r in section.rows]
         if name not in ACCURACY:
             exact = recipe.profiles[profile].scale is None
-            data[f"ours {title(section, name)}"] = [ours_cell(r, name, measured(name, ours[r.step], section), exact)
-                                                    for r in section.rows]
+            data[f"ours {title(section, name, unit=unit)}"] = [
+                ours_cell(r, name, measured(name, ours[r.step], section), exact) for r in section.rows]
     dataset = DATASETS[recipe.train_config(section.rows[0].step, profile).data.name]
     trained = any(top1_by_seed(o.summary) for o in ours.values())
     for field in ("top1", "top5") if recipe.profiles[profile].trains else ():
@@ -176,11 +184,11 @@ def build_paper_table(recipe: Recipe, section: Section, profile: str, store: Sto
     if any(d is not None for d in deltas):
         data[f"ours Δ top-1 vs {section.rows[0].label} [95% CI]"] = [
             "" if d is None else f"{d} (n = {d.n})" for d in deltas]
-    caption = _caption(recipe, section, profile, ours)
+    caption = _caption(recipe, section, profile, ours, unit=unit)
     return Table(f"{item.paper} {item.printed}: {item.title} ({profile})", pd.DataFrame(data), caption)
 
 
-def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Ours]) -> str:
+def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Ours], unit: str = IMAGES) -> str:
     prof = recipe.profiles[profile]
     data = recipe.train_config(section.rows[0].step, profile).data.name
     scale = "paper scale" if prof.scale is None else f"the {profile} shrink (img {prof.scale.img_size} px)"
@@ -189,8 +197,8 @@ def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Our
     if "throughput" in section.columns:
         settings = sorted({setting_label(*(o.summary.get(f, "") for f in SETTING_FIELDS)) for o in ours.values()}
                           - {""})
-        parts.append(f"Our im/s: {'; '.join(settings) or 'not measured'} (the paper's: its own hardware); compare "
-                     "ratios between rows, never im/s across the two.")
+        parts.append(f"Our {unit}: {'; '.join(settings) or 'not measured'} (the paper's: its own hardware); compare "
+                     f"ratios between rows, never {unit} across the two.")
     if prof.scale is not None:
         parts.append("Our params and FLOPs are the shrunk models': compare them as ratios between rows.")
     elif any(name in STRUCTURE for name in section.columns):

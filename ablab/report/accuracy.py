@@ -20,6 +20,7 @@ from .measured import plausible, spread
 from .numbers import significant
 from .placement import Label, Point, place_labels
 from .scales import log_axis, log_range
+from .units import IMAGES, spelled, throughput_unit
 
 DPI = 150
 MAX_AREA = 220.0  # marker area (pt²) of the largest model; area is proportional to GFLOPs
@@ -40,7 +41,7 @@ def accuracy_figure(s: Summary) -> Optional[Figure]:
     root_label = dict(zip(s.rows["root"], s.rows["root_label"]))
     chains = [(c, f"chain from {short(r + ': ' + root_label[r], 30)}") for r, c in s.colors.items()
               if r in set(rows["root"])]
-    _axes(ax, rows, s.hardware, sizes, chains, "chain")
+    _axes(ax, rows, s.hardware, sizes, chains, "chain", unit=s.unit)
     ax.set_title(f"{s.recipe} / {s.profile}: top-1 accuracy vs measured throughput")
     fig.tight_layout(rect=(0, 0.07 if omitted_note(fig, placed[~plausible(placed)]) else 0, 1, 1))
     place_labels(ax, labels, arrows)
@@ -48,7 +49,8 @@ def accuracy_figure(s: Summary) -> Optional[Figure]:
 
 
 def overview_figure(profile: str, summaries: Sequence[Summary]) -> Optional[Figure]:
-    """Every recipe's steps of one profile on one accuracy-vs-throughput axes, a colour per recipe."""
+    """Every recipe's steps of one profile on one accuracy-vs-throughput axes, a colour per recipe; in clips/s
+    where every recipe's steps are clip models."""
     groups = [(s, with_accuracy(s.rows)) for s in summaries]
     invalid = pd.concat([rows[~plausible(rows)] for _, rows in groups])
     groups = [(s, rows[plausible(rows)]) for s, rows in groups]
@@ -68,7 +70,8 @@ def overview_figure(profile: str, summaries: Sequence[Summary]) -> Optional[Figu
         arrows += step_arrows
         recipes.append((color, s.recipe))
     hardware = "; ".join(sorted({s.hardware for s, _ in groups}))
-    _axes(ax, every, hardware, sizes, recipes, "recipe")
+    _axes(ax, every, hardware, sizes, recipes, "recipe",
+          unit=throughput_unit(f for s, _ in groups for f in s.frames))
     ax.set_title(f"All recipes / {profile}: top-1 accuracy vs measured throughput")
     fig.tight_layout(rect=(0, 0.06 if omitted_note(fig, invalid) else 0, 1, 1))
     place_labels(ax, labels, arrows)
@@ -119,7 +122,7 @@ class MarkerSizes:
 
 def plot_steps(ax: Axes, rows: pd.DataFrame, colors: list[str],
                sizes: MarkerSizes) -> tuple[list[Label], list[tuple[Point, Point]]]:
-    """Markers (top-1 vs im/s), error bars (std over seeds; throughput spread where recorded), arrows
+    """Markers (top-1 vs throughput), error bars (std over seeds; throughput spread where recorded), arrows
     parent→child; return the labels (step id, 'n = 1' for a single seed) and the arrows."""
     areas = np.array([sizes.area(g) for g in rows["gflops"]])
     x, y = rows["throughput"].to_numpy(), rows["top1"].to_numpy()
@@ -153,15 +156,16 @@ def plot_steps(ax: Axes, rows: pd.DataFrame, colors: list[str],
 
 
 def _axes(ax: Axes, rows: pd.DataFrame, hardware: str, sizes: MarkerSizes, colors: list[tuple[str, str]],
-          what: str) -> None:
-    """Scales, limits, axis labels, and the colour and marker-size legends outside the axes on the right."""
+          what: str, unit: str = IMAGES) -> None:
+    """Scales, limits, axis labels (throughput in `unit`), and the colour and marker-size legends outside the axes
+    on the right."""
     lo, hi = spread(rows)
     log_axis(ax, "x", *log_range([*rows["throughput"], *lo.dropna(), *hi.dropna()]))
     std = rows["top1_std"].fillna(0)
     bottom, top = (rows["top1"] - std).min(), (rows["top1"] + std).max()
     pad = max(0.1 * (top - bottom), 2.0)  # at least 2 points of room: labels sit above and below markers
     ax.set_ylim(bottom - pad, top + pad)
-    ax.set_xlabel(f"throughput (images/s, inference; log scale)\n{hardware}")
+    ax.set_xlabel(f"throughput ({spelled(unit)}, inference; log scale)\n{hardware}")
     ns = sorted(set(seeds_n(rows)))
     seeds = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
     ax.set_ylabel("top-1 accuracy (%), one seed each (n = 1)" if ns == [1] else

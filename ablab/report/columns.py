@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from ..arch.spec import DESIGN_COLUMNS
 from .numbers import cited, fixed, integer, rate, significant
+from .units import IMAGES, UNITS
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,15 @@ class Column:
     number: Optional[Callable[[float], str]] = None
     numeric: bool = False
 
+    def titled(self, unit: str = IMAGES) -> str:
+        """The header where throughput is counted in `unit` ('clips/s' for clip models, `units`); only the
+        throughput columns' headers name the unit."""
+        return self.header.replace(IMAGES, unit)
+
     def matches(self, header: str) -> bool:
-        """Whether a table header is this column's; throughput has one column per setting, 'im/s [<setting>]'."""
-        return header == self.header or header.startswith(f"{self.header} [")
+        """Whether a table header is this column's, in either unit; throughput has one column per setting,
+        'im/s [<setting>]' or 'clips/s [<setting>]'."""
+        return any(header == h or header.startswith(f"{h} [") for h in {self.titled(unit) for unit in UNITS})
 
     @property
     def right(self) -> bool:
@@ -45,8 +52,8 @@ COLUMNS = (
     Column("gflops", "GFLOPs", ("flops",), significant),
     Column("paper_gflops", "paper GFLOPs", (), cited),
     Column("diff_gflops", "diff GFLOPs", (), lambda x: significant(x, 2)),
-    Column("throughput", "im/s", ("ims", "speed"), rate),
-    Column("paper_throughput", "paper im/s", (), cited),
+    Column("throughput", IMAGES, ("ims", "speed"), rate),  # headers in clips/s for clip models: `titled`
+    Column("paper_throughput", f"paper {IMAGES}", (), cited),
     Column("load", "load"),
     Column("params_x", "params ×parent (paper)", (), numeric=True),
     Column("flops_x", "FLOPs ×parent (paper)", (), numeric=True),

@@ -23,6 +23,7 @@ from .figure_data import Summary, omitted_note, percent, step_name
 from .measured import idle, plausible, spread
 from .placement import Label, place_labels
 from .scales import log_axis, log_range
+from .units import IMAGES, ITEM, spelled
 
 DPI = 150
 AREA = 45.0  # marker area, pt²
@@ -30,8 +31,8 @@ LABEL = 28  # characters of "id: label" beside a point
 
 
 def efficiency_figure(s: Summary) -> Optional[Figure]:
-    """Measured im/s vs GFLOPs, each valid point labelled with its step and share of peak; None when no step has
-    both numbers."""
+    """Measured throughput (im/s, or clips/s for clip models) vs GFLOPs, each valid point labelled with its step
+    and share of peak; None when no step has both numbers."""
     rows = s.rows[s.rows["gflops"].gt(0) & s.rows["throughput"].gt(0)]
     if rows.empty:
         return None
@@ -58,13 +59,13 @@ def efficiency_figure(s: Summary) -> Optional[Figure]:
     framed = shown if not shown.empty else rows  # an omitted point does not stretch the axes
     log_axis(ax, "x", *log_range(framed["gflops"]))
     log_axis(ax, "y", *log_range([*framed["throughput"], *lo.dropna(), *hi.dropna()]))
-    ax.set_xlabel("GFLOPs per image (fvcore: 1 multiply-add = 1 FLOP; log scale)")
-    ax.set_ylabel(f"measured throughput (images/s; log scale)\n{s.hardware}")
+    ax.set_xlabel(f"GFLOPs per {ITEM[s.unit]} (fvcore: 1 multiply-add = 1 FLOP; log scale)")
+    ax.set_ylabel(f"measured throughput ({spelled(s.unit)}; log scale)\n{s.hardware}")
     ax.grid(True, which="major", alpha=0.3)
     _legend(ax, s, shown, lo.notna().any(), busy.any())
     fig.suptitle(f"{s.recipe} / {s.profile}: throughput vs GFLOPs"
                  + ("" if peak > 0 else " (peak not measured: no hardware efficiency)"))
-    ax.set_title(_caption(peak, peaks), fontsize=8.5)
+    ax.set_title(_caption(peak, peaks, unit=s.unit), fontsize=8.5)
     if peak > 0:
         _zoom_out_to_an_iso_line(ax, peak)
         log_axis(ax, "x", *ax.get_xlim())
@@ -98,15 +99,15 @@ def _legend(ax: Axes, s: Summary, shown: pd.DataFrame, bars: bool, busy: bool) -
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
 
 
-def _caption(peak: float, peaks: pd.Series) -> str:
-    """The sentence under the title: FLOPs are not speed, and what the percentages mean."""
+def _caption(peak: float, peaks: pd.Series, unit: str = IMAGES) -> str:
+    """The sentence under the title: FLOPs are not speed, and what the percentages mean (throughput in `unit`)."""
     if not peak > 0:
         return "FLOPs are not speed: models with the same GFLOPs run at different rates."
     varied = peaks.max() / peaks.min() > 1.05
     measured = (f"median over the steps {peak:,.0f} GMAC/s, {peaks.min():,.0f}-{peaks.max():,.0f}" if varied
                 else f"{peak:,.0f} GMAC/s")
-    return (f"FLOPs are not speed. % = achieved GMAC/s (GFLOPs × im/s) / peak matmul rate of this machine "
-            f"({measured});\ndashed: equal share of peak (im/s = share × peak / GFLOPs)")
+    return (f"FLOPs are not speed. % = achieved GMAC/s (GFLOPs × {unit}) / peak matmul rate of this machine "
+            f"({measured});\ndashed: equal share of peak ({unit} = share × peak / GFLOPs)")
 
 
 def _iso_curves(ax: Axes, peak: float) -> dict[float, tuple[np.ndarray, np.ndarray]]:

@@ -1,6 +1,6 @@
 """What every figure reads from a recipe/profile summary.csv: the rows with their chain roots, the dataset's
-classes (for chance), the measurement settings (throughput from different settings never shares an axis), a
-colour per chain, and the short texts figures print."""
+classes (for chance), the measurement settings (throughput from different settings never shares an axis), the
+unit throughput is counted in (clips/s for clip models), a colour per chain, and the short texts figures print."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from ..cost.efficiency import hardware_efficiency
 from ..store import summary as schema
-from .dataset import classes
+from .dataset import classes, step_frames
+from .units import throughput_unit
 
 MAX_LABEL = 40  # characters of "id: label" before it is cut with "…"
 GAIN, LOSS, FLAT = "#1a7f37", "#cf222e", "0.35"  # top-1 change colours; LOSS also marks invalid figures
@@ -25,12 +26,18 @@ VERDICT_COLORS = {"better": GAIN, "worse": LOSS}
 @dataclass(frozen=True)
 class Summary:
     """One recipe/profile summary.csv: numbers parsed, every step's chain root resolved, the dataset's classes
-    (None when unknown)."""
+    (None when unknown), the input frames of every step whose spec is known (> 1: a clip model)."""
 
     recipe: str
     profile: str
     rows: pd.DataFrame
     classes: Optional[int] = None
+    frames: tuple[int, ...] = ()
+
+    @property
+    def unit(self) -> str:
+        """What throughput is counted in: 'clips/s' where every step is a clip model, else 'im/s' (`units`)."""
+        return throughput_unit(self.frames)
 
     @property
     def hardware(self) -> str:
@@ -57,7 +64,8 @@ def read_summary(path: Path) -> Summary:
     """A summary.csv as the results store reads it, with each chain root's label kept beside the root."""
     df = schema.read_summary(path)
     df["root_label"] = df["root"].map(dict(zip(df["step"], df["label"])))  # kept when rows are split by setting
-    return Summary(path.parent.parent.name, path.parent.name, df, classes(path, df))
+    return Summary(path.parent.parent.name, path.parent.name, df, classes=classes(path, df),
+                   frames=tuple(step_frames(path, df)))
 
 
 def by_setting(s: Summary) -> list[tuple[str, Summary]]:

@@ -2,11 +2,12 @@
 (`waterfall`), top-1 vs throughput (`accuracy`), throughput vs GFLOPs with hardware efficiency (`efficiency`), and
 the cross-recipe overview.
 
-Conventions: `gflops` is fvcore's count (1 multiply-add = 1 FLOP, i.e. GMACs per image), `throughput` is measured
-images/s at inference and `peak_gmacs` the same machine's dense matmul rate (GMAC/s). Throughput measured in
-different settings (device, precision, compilation, memory format, machine, load) never shares an axis: such a
-summary gets one accuracy and one efficiency figure per setting (`efficiency_<setting>.png`, each with its own
-machine's peak), and the overview one figure per profile and setting.
+Conventions: `gflops` is fvcore's count (1 multiply-add = 1 FLOP, i.e. GMACs per image or clip), `throughput` is
+measured images/s at inference (clips/s for clip models, and so labelled: `units`) and `peak_gmacs` the same
+machine's dense matmul rate (GMAC/s). Throughput measured in different settings (device, precision, compilation,
+memory format, machine, load) never shares an axis: such a summary gets one accuracy and one efficiency figure per
+setting (`efficiency_<setting>.png`, each with its own machine's peak), and the overview one figure per profile
+and setting.
 """
 
 from __future__ import annotations

@@ -128,14 +128,15 @@ def tex_number(text: str) -> str:
 
 
 def _shortened(headers: list[str]) -> tuple[list[str], str]:
-    """Throughput headers shortened to 'im/s' (one setting; the caption names it) or 'im/s (k)' with the settings
-    listed for the caption."""
-    settings = [h for h in headers if h.startswith("im/s [")]
+    """Throughput headers shortened to their unit, 'im/s' or 'clips/s' (one setting; the caption names it), or
+    'im/s (k)' with the settings listed for the caption."""
+    settings = [h for h in headers if BY_NAME["throughput"].matches(h) and " [" in h]
     if len(settings) <= 1:
         return [h.split(" [")[0] if h in settings else h for h in headers], ""
-    key = {h: f"im/s ({k})" for k, h in enumerate(settings, 1)}
-    note = " im/s measured as " + "; ".join(f"({k}) {h[6:-1]}" for k, h in enumerate(settings, 1)) + "."
-    return [key.get(h, h) for h in headers], note
+    unit = settings[0].split(" [")[0]  # one per table (`units`)
+    key = {h: f"{unit} ({k})" for k, h in enumerate(settings, 1)}
+    note = f" {unit} measured as " + "; ".join(f"({k}) {h[len(unit) + 2:-1]}" for k, h in enumerate(settings, 1))
+    return [key.get(h, h) for h in headers], note + "."
 
 
 def to_latex(table: Table, columns: Optional[Sequence[Column]] = None) -> str:

@@ -16,19 +16,20 @@ from ..io import write_text_atomic
 from ..stats import MAX_SEEDS
 from ..store.summary import read_summary, row_delta, row_top1
 from .columns import BY_NAME, Column
-from .dataset import classes, top5_informative
+from .dataset import classes, step_frames, top5_informative
 from .latex import to_latex
 from .measured import idle, ratio_to_root
 from .table import Table, to_csv, to_markdown
+from .units import IMAGES, throughput_unit
 
 COMPARED = ("params", "gflops", "throughput")  # ours beside the paper's, by column name
 SUMMARY_COLUMN = {"params": "params_m", "gflops": "gflops", "throughput": "throughput"}
 PAPER_ONLY = ("top1", "miou")
 
 
-def header(name: str) -> str:
-    """The table header of a registered column name ('params' -> 'Params (M)')."""
-    return BY_NAME[name].header
+def header(name: str, unit: str = IMAGES) -> str:
+    """The table header of a registered column name ('params' -> 'Params (M)'), throughput's in `unit`."""
+    return BY_NAME[name].titled(unit)
 
 
 def find_summaries(root: Path) -> list[Path]:
@@ -38,10 +39,12 @@ def find_summaries(root: Path) -> list[Path]:
 
 def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
     """One row per step: the design columns, then ours | paper | difference; throughput in one column per
-    measurement setting (device, precision, machine), so no column mixes machines. `reference`: another results
-    root's summary of the same recipe and profile (the lab's committed one), whose top-1 goes in a column of its own."""
+    measurement setting (device, precision, machine), so no column mixes machines, in clips/s where every step is
+    a clip model. `reference`: another results root's summary of the same recipe and profile (the lab's committed
+    one), whose top-1 goes in a column of its own."""
     df = read_summary(summary)
     recipe, profile = summary.parent.parent.name, summary.parent.name
+    unit = throughput_unit(step_frames(summary, df))
     out = pd.DataFrame({header("step"): df["step"], header("model"): df["label"]})
     hidden = []
     for col in DESIGN_COLUMNS:
@@ -54,10 +57,11 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
         if name == "throughput" and not timed.any():
             continue
         ours, paper = df[SUMMARY_COLUMN[name]], f"paper_{SUMMARY_COLUMN[name]}"
-        columns = _per_setting(ours, df["setting"], header(name)) if name == "throughput" else {header(name): ours}
+        named = header(name, unit=unit)
+        columns = _per_setting(ours, df["setting"], named) if name == "throughput" else {named: ours}
         out = out.assign(**columns)
         if paper in df and (profile == "paper" or name == "throughput"):  # a shrunk profile has other sizes
-            out[header(f"paper_{name}")] = df[paper]
+            out[header(f"paper_{name}", unit=unit)] = df[paper]
             if name != "throughput":  # paper throughput was measured on other hardware: no difference column
                 out[header(f"diff_{name}")] = ours - df[paper]
     if not idle(df)[timed].all():
@@ -153,10 +157,12 @@ def _needed(value: float) -> str:
 
 
 def build_overview(summaries: list[Path], profile: str) -> Table:
-    """Every recipe's last step beside the root of its chain, one profile: where each transition ends up."""
-    rows = []
+    """Every recipe's last step beside the root of its chain, one profile: where each transition ends up; throughput
+    in clips/s where every recipe's steps are clip models."""
+    rows, frames = [], []
     for summary in summaries:
         df = read_summary(summary)
+        frames += step_frames(summary, df)
         last = df.index[-1]
         root = int(df.index[df["step"] == df.at[last, "root"]][0])
         ratio = ratio_to_root(df, df["throughput"])
@@ -164,17 +170,19 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
             rows.append({header("recipe"): summary.parent.parent.name, header("role"): role,
                          header("step"): df.at[i, "step"], header("model"): df.at[i, "label"],
                          header("params"): df.at[i, "params_m"], header("gflops"): df.at[i, "gflops"],
-                         "im/s": df.at[i, "throughput"], "setting": df.at[i, "setting"],
+                         "throughput": df.at[i, "throughput"], "setting": df.at[i, "setting"],
                          header("x_root"): ratio[i], header("top1"): row_top1(df, i), header("n"): df.at[i, "top1_n"],
                          header("paper_top1"): df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
                          header("status"): df.at[i, "status"]})
     frame = pd.DataFrame(rows)
-    at = frame.columns.get_loc("im/s")
-    for offset, (name, column) in enumerate(_per_setting(frame.pop("im/s"), frame.pop("setting"), "im/s").items()):
+    unit = throughput_unit(frames)
+    at = frame.columns.get_loc("throughput")
+    speeds = _per_setting(frame.pop("throughput"), frame.pop("setting"), header("throughput", unit=unit))
+    for offset, (name, column) in enumerate(speeds.items()):
         frame.insert(at + offset, name, column)
     frame = frame.dropna(axis=1, how="all")
     finished = frame[header("status")].isin(["done", "measured", ""]).all()
-    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one im/s "
+    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one {unit} "
                "column per measurement setting, never mixed; top-1 is the mean ± std over n seeds; 'x root' is the "
                "throughput ratio, only between models measured alike on an idle machine.")
     return Table(f"all recipes ({profile})", frame, caption, (header("status"),) if finished else ())

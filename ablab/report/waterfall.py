@@ -21,6 +21,7 @@ from ..store.summary import row_delta
 from .figure_data import FLAT, VERDICT_COLORS, Summary, seeds_n, short, step_name
 from .numbers import rate
 from .measured import alike_root, idle, plausible, spread
+from .units import IMAGES
 
 DPI = 150
 ROW = 0.42  # inches per step
@@ -44,7 +45,7 @@ def waterfall_figure(s: Summary) -> Optional[Figure]:
                        fontsize=9)
     axes[0].set_ylim(len(rows) - 0.5, -0.5)  # first step on top
     handles = _top1_panel(axes[0], rows, colors, s.classes) if has_top1 else []
-    anchored, speed_handles = _speed_panel(axes[-1], rows, colors)
+    anchored, speed_handles = _speed_panel(axes[-1], rows, colors, unit=s.unit)
     for ax in axes:
         _chain_separators(ax, rows)
     fig.suptitle(f"{s.recipe} / {s.profile}: roadmap, step by step" + ("" if has_top1 else " (measured only)")
@@ -101,10 +102,11 @@ def _top1_panel(ax: Axes, rows: pd.DataFrame, colors: list[str], classes: Option
     return handles
 
 
-def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> tuple[list[tuple[float, list[Text]]], list]:
+def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str],
+                 unit: str = IMAGES) -> tuple[list[tuple[float, list[Text]]], list]:
     """Throughput as a multiple of the chain root's from zero (whiskers: the timed rounds' spread where recorded),
-    the paper's own ratio as markers, and the multiple and images/s written after each bar. Returns the texts to
-    fit inside the axes and the legend handles."""
+    the paper's own ratio as markers, and the multiple and the throughput in `unit` (im/s or clips/s) written after
+    each bar. Returns the texts to fit inside the axes and the legend handles."""
     speed = dict(zip(rows["step"], rows["throughput"]))
     ratio = (rows["throughput"] / rows["root"].map(speed)).where(alike_root(rows))
     paper = pd.Series(float("nan"), index=rows.index)
@@ -128,7 +130,7 @@ def _speed_panel(ax: Axes, rows: pd.DataFrame, colors: list[str]) -> tuple[list[
             ax.errorbar(ratio[i], i, xerr=[[max(ratio[i] - low, 0.0)], [max(high - ratio[i], 0.0)]], fmt="none",
                         ecolor="0.15", elinewidth=0.9, capsize=2.5)
             end = max(high, end)
-        words = f"{ratio[i]:.2f}×  ({rate(row['throughput'], grouped=True)} im/s)"
+        words = f"{ratio[i]:.2f}×  ({rate(row['throughput'], grouped=True)} {unit})"
         if paper[i] > 0:  # the text follows the paper's marker, never covers it, and says which number it is
             end, words = max(end, paper[i]), f"{words}; paper {paper[i]:.2f}×"
         text = ax.annotate(words, (end, i), xytext=(6, 0),

@@ -45,6 +45,7 @@ class RunProgress:
         self.current: Optional[PlannedRun] = None
         self.began = time.monotonic()
         self._epochs("", 1)
+        self.unit = "im/s"
 
     def _epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True) -> None:
         """Reset what the run in flight has measured: epochs of its current stage, batches of its current epoch."""
@@ -80,10 +81,12 @@ class RunProgress:
         self.began = time.monotonic()
         self._epochs(f"[{step}] seed {seed}", 1)
 
-    def begin_epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True) -> None:
+    def begin_epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True,
+                     unit: str = "im/s") -> None:
         """The run in flight starts a stage of `epochs` (`finished` of them done before): its training, or with
-        `training` false its pre-training, whose pace is not the run's."""
+        `training` false its pre-training, whose pace is not the run's; its speed is written in `unit`."""
         self._epochs(name, epochs, finished, training)
+        self.unit = unit
         if self.bars is not None:
             self.bars.reset(self.epoch_task, total=epochs, completed=finished, description=f"{name}: epochs",
                             visible=True)
@@ -113,7 +116,7 @@ class RunProgress:
                 self.bars.update(self.epoch_task, completed=self.finished)
             self._refresh()
             eta = self.eta()
-            self.print(f"{self.name}: {epoch_line(row, self.epochs)}, {self.walls[-1]:.1f} s"
+            self.print(f"{self.name}: {epoch_line(row, self.epochs, self.unit)}, {self.walls[-1]:.1f} s"
                        + ("" if eta is None else f"; all runs done in {clock(eta)}"))
 
         return EngineProgress(on_batch=on_batch, on_epoch=on_epoch)
@@ -124,6 +127,7 @@ class RunProgress:
             self.plan.pace.add(self.current.step, seconds_per_epoch)
         self.current = None
         self._epochs("", 1)
+        self.unit = "im/s"
         if self.bars is not None:
             self.bars.advance(self.recipe_task)
             self.bars.update(self.epoch_task, visible=False)
@@ -180,10 +184,11 @@ class RunProgress:
                          finish=None if per_batch is None else now + (self.batches - self.batch) * per_batch)
 
 
-def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (pre-training rows give their peak memory)."""
+def epoch_line(row: dict[str, Any], epochs: int, unit: str = "im/s") -> str:
+    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (pre-training rows give their peak memory; clip
+    models' speed in clips/s)."""
     score = f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else f"peak {row['peak_mb']} MB"
-    return f"epoch {row['epoch'] + 1}/{epochs}: loss {row['loss']:.4f}, {score}, {row['images_per_s']} im/s"
+    return f"epoch {row['epoch'] + 1}/{epochs}: loss {row['loss']:.4f}, {score}, {row['images_per_s']} {unit}"
 
 
 def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: tuple[int, ...],

@@ -237,8 +237,7 @@ def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool
     write_json_atomic(out / "spec.json", spec.to_dict())
     write_json_atomic(metrics_path, metrics)
     uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-    unit = "clips/s" if spec.frames > 1 else "im/s"
-    speed = (_speed(step, measured, setting, unit) if setting is not None
+    speed = (_speed(step, measured, setting, spec.throughput_unit) if setting is not None
              else "throughput not measured (--no-throughput)")
     log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(measured['params_m'])}M params, "
         f"{significant(measured['gflops'])} GFLOPs, {speed}; not counted: {uncounted or 'nothing'}")
@@ -309,13 +308,13 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
     base = {"key": key, "step": step.id, "label": recipe.label(step.id, profile), "seed": seed, "profile": profile}
     try:
         pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
-        progress.begin_epochs(f"[{step.id}] seed {seed}", cfg.epochs, finished)
+        progress.begin_epochs(f"[{step.id}] seed {seed}", cfg.epochs, finished, unit=spec.throughput_unit)
         result = train(spec, cfg, run_dir, seed, progress.engine_callbacks(), pretrained=pretrained)
         wall = time.perf_counter() - began
         metrics = {**base, "status": "done", **result, **pre,
                    "epoch_wall_seconds": round(wall / (cfg.epochs - finished), 2) if cfg.epochs > finished else None}
         log(f"[{step.id}] seed {seed}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
-            f"in {duration(wall)} ({result['train_images_per_s']} im/s)")
+            f"in {duration(wall)} ({result['train_images_per_s']} {spec.throughput_unit})")
     except (Diverged, PretrainUnsupported) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"[{step.id}] seed {seed}: FAILED: {e}")
@@ -365,7 +364,7 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
                                                  "data": asdict(cfg.data)})
         dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
         progress.begin_epochs(f"[{step.id}] seed {seed} {cfg.pretrain.method} pre-training", cfg.pretrain.epochs,
-                              finished_epochs(out / CHECKPOINT), training=False)
+                              finished_epochs(out / CHECKPOINT), training=False, unit=spec.throughput_unit)
         pre = {"key": key, **pretrain(spec, cfg.pretrain, cfg.data, out, seed, progress.engine_callbacks())}
         if dist.is_main():
             write_json_atomic(metrics_path, pre)

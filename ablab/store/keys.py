@@ -1,7 +1,8 @@
 """Content keys: a hash of everything that determines a result, so finished work is found and stale work redone.
 
 A settings field marked as added after results were first recorded (`ablab.settings.ADDED`) is left out while
-it holds its default, in nested blocks too, so keys of earlier results stay valid.
+it holds its default, in nested blocks too, and a field removed since (`ablab.settings.REMOVED`) is put back at
+the value it always had, so keys of earlier results stay valid.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from typing import Any
 
 from ..arch.spec import ArchSpec, canonical
-from ..settings import Setting, TrainConfig
+from ..settings import REMOVED, Setting, TrainConfig
 
 MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
 
@@ -22,8 +23,9 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def settings_data(obj: Any) -> dict[str, Any]:
-    """A settings dataclass as plain data, without the added fields that still hold their defaults."""
-    out = {}
+    """A settings dataclass as plain data, without the added fields that still hold their defaults and with the
+    removed ones at their recorded value."""
+    out = dict(REMOVED.get(type(obj).__name__, {}))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if f.metadata.get("added") and value == _default(f):

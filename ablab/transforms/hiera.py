@@ -1,8 +1,9 @@
 """Hiera's simplification of MViTv2 (Hiera / "Simple MViT" Section 3.2, Table 1), one change per step.
 
 Steps marked * in Table 1 (absolute positions, maxpools, stride-1 maxpools) still pool with overlapping
-kernels; sparse MAE pre-training of those models needs Hiera's separate-and-pad trick (Fig. 4d),
-which belongs to the masked-image-modeling issue. From "kernel = stride" on, no kernel crosses a mask unit.
+kernels; sparse MAE pre-training of those models needs Hiera's separate-and-pad trick (Fig. 4d), which
+`separate_and_pad` adds as a step of its own (so its cost is measured apart from the rows it enables). From
+"kernel = stride" on, no kernel crosses a mask unit and the trick goes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from ..arch.spec import ArchSpec
+from ..arch.spec import ArchSpec, canonical
 from .registry import require, transform
 
 
@@ -31,12 +32,24 @@ def _switch_off(spec: ArchSpec, flag: str, missing: str) -> ArchSpec:
     return _each(spec, stages, **{flag: False})
 
 
+@transform(paper="Hiera Fig. 4d: separate-and-pad, which Table 1's * rows need for sparse MAE")
+def separate_and_pad(spec: ArchSpec, mask_unit: int = 8) -> ArchSpec:
+    """Run every pool (Q, K/V, the pooled shortcut) on each mask unit alone, zero-padded at its border, in training
+    and inference, so that sparse MAE can pre-train a model whose kernels overlap. A unit is `mask_unit` stem
+    tokens wide (32 px at a 4 px stem) and one token frame deep; only pools whose kernel crosses a unit change.
+    """
+    require(not spec.separate_and_pad, "the model already pools inside mask units")
+    out = dataclasses.replace(spec, separate_and_pad=True, mask_unit=mask_unit)
+    require(canonical(out).separate_and_pad, "no pool's kernel reaches past its stride: nothing to separate")
+    return out
+
+
 @transform(paper="Hiera Table 1: replace rel pos with absolute *")
 def absolute_position(spec: ArchSpec) -> ArchSpec:
     """Replace MViTv2's decomposed relative positions with one learned absolute embedding at the stem; a clip's is
     a spatial table plus a temporal one (Hiera's video models, MViT's separate embeddings).
 
-    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    * Sparse MAE of this step needs the separate-and-pad trick (Hiera Fig. 4d: the `separate_and_pad` step).
     """
     rel = [i for i, st in enumerate(spec.stages) if st.rel_pos == "decomposed"]
     require(bool(rel), "no stage has decomposed relative positions to replace")
@@ -49,7 +62,7 @@ def absolute_position(spec: ArchSpec) -> ArchSpec:
 def pool_with(spec: ArchSpec, op: Literal["max", "avg"] = "max") -> ArchSpec:
     """Pool Q and KV with max (or avg) pooling of the same kernel and stride instead of depthwise conv + norm.
 
-    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    * Sparse MAE of this step needs the separate-and-pad trick (Hiera Fig. 4d: the `separate_and_pad` step).
     """
     stages = [i for i in _pooled_stages(spec) if spec.stages[i].pool != op]
     require(bool(stages), f"no pooling stage uses anything but {op} pooling")
@@ -60,7 +73,7 @@ def pool_with(spec: ArchSpec, op: Literal["max", "avg"] = "max") -> ArchSpec:
 def drop_stride1_pools(spec: ArchSpec) -> ArchSpec:
     """Stop pooling where the stride is 1: Q pools only at stage transitions, KV only where its stride > 1.
 
-    * Sparse MAE of this step still needs the separate-and-pad trick (Hiera Fig. 4d).
+    * Sparse MAE of this step needs the separate-and-pad trick (Hiera Fig. 4d: the `separate_and_pad` step).
     """
     return _switch_off(spec, "pool_stride1", "no stage pools at stride 1")
 
@@ -68,9 +81,10 @@ def drop_stride1_pools(spec: ArchSpec) -> ArchSpec:
 @transform(paper="Hiera Table 1: set kernel size equal to stride")
 def kernel_equals_stride(spec: ArchSpec) -> ArchSpec:
     """Make every pooling kernel equal its stride (Q and shortcut 2x2, KV = KV stride): no overlap, no padding;
-    over a clip's time, where the stride is 1, the kernel becomes 1."""
+    over a clip's time, where the stride is 1, the kernel becomes 1. No kernel crosses a mask unit any more, so
+    the separate-and-pad trick goes (Hiera: "without the separate-and-pad trick")."""
     require(not any(st.pool_stride1 for st in spec.stages), "delete the stride-1 pools first (their kernel is 1)")
-    out = dataclasses.replace(spec, pool_kernel_t=1)
+    out = dataclasses.replace(spec, pool_kernel_t=1, separate_and_pad=False)
     for i, st in enumerate(spec.stages):
         changes = {}
         if st.downsample == "q_pool" and st.q_kernel != 2:

@@ -44,7 +44,7 @@ class AttentionBlock(BlockKind):
             out.append(("attention", f"pools over time (pool_kernel_t {ctx.spec.pool_kernel_t}) need attention over "
                                      "every token frame at once (global)"))
         local = ctx.attention.carries_into_pooling or (ctx.prev is not None and ctx.prev.attention.carries_into_pooling)
-        if ctx.downsample.pools_in_block and local and st.q_kernel != 2:
+        if ctx.downsample.pools_in_block and local and st.q_kernel != 2 and not ctx.spec.separate_and_pad:
             out.append(("q_kernel", "Q pooling inside mask units must not overlap (kernel = stride = 2); overlapping "
                                     "kernels need Hiera's separate-and-pad trick (Fig. 4d)"))
         return out
@@ -62,6 +62,7 @@ class AttentionBlock(BlockKind):
         window, shift = owner.attention.layout(owner, side, unit, index)
         frames = spec.t_tokens if window == side else 1  # token frames one window holds
         q_stride = 2 if pooling else 1
+        separate = unit if spec.separate_and_pad else 0  # every pool on each mask unit alone (Hiera Fig. 4d)
         attn = Attention(
             dim_in=dim_in, dim=st.dim, heads=st.heads, side=side, window=window, shift=shift,
             mask=owner.attention.mask(owner, side, window, shift) if side else None,
@@ -69,9 +70,10 @@ class AttentionBlock(BlockKind):
             kv_pool=(st.pool, st.kv_kernel, st.kv_stride) if st.pools_kv else None,
             rel_pos=ctx.rel_pos.build, residual_pooling=st.residual_pooling, qkv_bias=spec.qkv_bias,
             prefix=int(spec.class_token), eps=spec.norm_eps, frames=frames,
-            pool_kernel_t=spec.pool_kernel_t if frames > 1 else 1)
+            pool_kernel_t=spec.pool_kernel_t if frames > 1 else 1, unit=separate)
         return Block(dim_in=dim_in, dim=st.dim, dim_out=dim_out, mlp_ratio=st.mlp_ratio, attn=attn,
-                     shortcut_pool=(st.q_kernel, 2) if pooling else None, drop_path=drop_path, eps=spec.norm_eps)
+                     shortcut_pool=(st.q_kernel, 2) if pooling else None, unit=separate, drop_path=drop_path,
+                     eps=spec.norm_eps)
 
     def describe(self, ctx: StageContext) -> str:
         return ctx.attention.describe(ctx)
@@ -80,13 +82,20 @@ class AttentionBlock(BlockKind):
         return ctx.attention.column(ctx)
 
     def sparse(self, ctx: StageContext, unit: int) -> Optional[str]:
-        st = ctx.stage
+        """Pools stay inside mask units when the model separates them (separate_and_pad) or when a KV pool's kernel
+        is its stride and divides the unit; a unit is one token frame deep, so temporal pools need the trick too."""
+        st, spec = ctx.stage, ctx.spec
         reason = ctx.rel_pos.sparse(ctx, unit)
-        if reason is None and st.pools_kv:
+        inside = st.kv_kernel == st.kv_stride and unit % st.kv_stride == 0
+        if reason is None and st.pools_kv and not (spec.separate_and_pad or inside):
             reason = (f"KV pooling (kernel {st.kv_kernel}, stride {st.kv_stride}) pools across mask units "
-                      "(mask_unit_attention replaces it)")
-        if reason is None and st.pool_stride1 and st.q_kernel > 1:
-            reason = f"stride-1 {st.pool} pools of kernel {st.q_kernel} read neighbouring units"
+                      "(separate_and_pad, kernel_equals_stride or mask_unit_attention makes it sparse)")
+        if reason is None and st.pool_stride1 and st.q_kernel > 1 and not spec.separate_and_pad:
+            reason = f"stride-1 {st.pool} pools of kernel {st.q_kernel} read neighbouring units (separate_and_pad)"
+        pools = st.pools_kv or st.pool_stride1 or ctx.downsample.pools_in_block
+        if reason is None and pools and spec.pool_kernel_t > 1 and not spec.separate_and_pad:
+            reason = (f"pools of temporal kernel {spec.pool_kernel_t} read the next token frame's units "
+                      "(separate_and_pad)")
         return reason or ctx.attention.sparse(ctx, unit)
 
     def greenmim(self, ctx: StageContext) -> Optional[str]:

@@ -88,9 +88,9 @@ class QPool(_Halving):
         return f"{ctx.stage.pool}{ctx.stage.q_kernel}"
 
     def sparse(self, ctx: StageContext, unit: int) -> Optional[str]:
-        if ctx.stage.q_kernel != 2:
+        if ctx.stage.q_kernel != 2 and not ctx.spec.separate_and_pad:
             return (f"Q pooling with kernel {ctx.stage.q_kernel} > stride 2 overlaps mask units "
-                    "(kernel_equals_stride makes it sparse)")
+                    "(kernel_equals_stride or separate_and_pad makes it sparse)")
         return _halves_units(ctx, unit)
 
     def greenmim(self, ctx: StageContext) -> Optional[str]:

@@ -44,7 +44,7 @@ class BiasTable(RelPosKind):
 
 class Decomposed(RelPosKind):
     """MViTv2: q . rel_pos_h[dy] + q . rel_pos_w[dx] (+ q . rel_pos_t[dt] over a clip's token frames) added to the
-    logits, for pooled queries and keys alike."""
+    logits, for pooled queries and keys alike; sparse MAE looks them up at the visible tokens' grid positions."""
 
     name = "decomposed"
     multiscale = True
@@ -59,9 +59,6 @@ class Decomposed(RelPosKind):
         from ...nn.position import DecomposedRelPos
 
         return DecomposedRelPos(q_side=q_side, kv_side=kv_side, head_dim=head_dim, frames=frames)
-
-    def sparse(self, ctx: StageContext, unit: int) -> Optional[str]:
-        return "decomposed relative positions are tied to the dense grid"
 
     def greenmim(self, ctx: StageContext) -> Optional[str]:
         return "decomposed relative positions"
