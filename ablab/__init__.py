@@ -8,6 +8,7 @@ The Python API (the `ablab` command line does the same from a shell)::
     spec = ablab.apply(ablab.spec("vit_b16", class_token=False, pool="avg"), "deepen_narrow", depth=24)
     recipe = ablab.load_recipe("recipes/vit_to_swin.yaml")
     ablab.run(recipe, profile="cpu", steps=["o"])        # measure, train and evaluate into runs/
+    model = ablab.load_step("runs/vit_to_swin/cpu", "o")  # that step's model with its trained weights
 
 Importing ablab imports no torch; each function imports what it needs when called.
 """
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
     from .cost.model import Measurement
 
-__all__ = ["ArchSpec", "Recipe", "Stage", "apply", "create_model", "load_recipe", "measure", "presets", "run", "spec"]
+__all__ = ["ArchSpec", "Recipe", "Stage", "apply", "create_model", "load_recipe", "load_step", "measure", "presets",
+           "run", "spec"]
 
 
 def presets() -> dict[str, Optional[str]]:
@@ -55,6 +57,14 @@ def apply(arch: ArchSpec, transform: str, **params: Any) -> ArchSpec:
     out = TRANSFORMS[transform](arch, **params)
     check(out)
     return out
+
+
+def load_step(results: Union[str, Path], step: str, seed: int = 0) -> nn.Module:
+    """Step `step` as `ablab run` trained it under `results` (a <recipe>/<profile> directory): the model with the
+    weights it was evaluated with, in eval mode (`ablab export` hands it to timm, TorchScript or ONNX)."""
+    from .runs.trained import load_step as load
+
+    return load(results, step, seed)
 
 
 def create_model(name_or_spec: Union[str, ArchSpec], **fields: Any) -> nn.Module:

@@ -36,6 +36,16 @@ def _load(path: Path) -> Recipe:
         raise  # unreachable: _fail exits
 
 
+def _steps(recipe: Recipe, steps: Optional[str]) -> Optional[list[str]]:
+    """`--steps a,b` as step ids (None: every step); exits naming the ids the recipe does not have."""
+    chosen = [s.strip() for s in steps.split(",")] if steps else None
+    unknown = [s for s in chosen or [] if s not in {st.id for st in recipe.steps}]
+    if unknown:
+        _fail([f"error: --steps: no step {', '.join(unknown)} in {recipe.path}; steps: "
+               f"{', '.join(s.id for s in recipe.steps)}"])
+    return chosen
+
+
 def _profile(recipe: Recipe, profile: Optional[str]) -> str:
     from .runs.runner import default_profile
 
@@ -92,7 +102,10 @@ def validate(
 
 @app.command()
 def show(recipe: Path, profile: Optional[str] = typer.Option(
-        None, help="Profile whose scale to show (default: as `ablab run`: paper on CUDA, else the CPU one).")) -> None:
+        None, help="Profile whose scale to show (default: as `ablab run`: paper on CUDA, else the CPU one)."),
+        params: bool = typer.Option(False, "--params", help="Also each step's per-module parameter table (fvcore's, "
+                                    "three levels deep: stem, stages, blocks)."),
+        steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to show (default: all).")) -> None:
     """Print each step's architecture, what changed from its parent, and under a shrunk profile how the step's
     params and FLOPs ratios to its parent compare with the paper scale's."""
     from .cost.fidelity import fidelity
@@ -100,8 +113,9 @@ def show(recipe: Path, profile: Optional[str] = typer.Option(
     r = _load(recipe)
     profile = _profile(r, profile)
     drift = {f.step: f for f in fidelity(r, profile)}
+    chosen = _steps(r, steps)
     typer.echo(f"{r.title}  [{profile}]")
-    for step in r.steps:
+    for step in (s for s in r.steps if chosen is None or s.id in chosen):
         spec = r.spec(step.id, profile)
         how = (f"{step.transform}({', '.join(f'{k}={v}' for k, v in step.params.items())})" if step.transform
                else "no transform (the same model)" if step.parent else "base")
@@ -117,6 +131,10 @@ def show(recipe: Path, profile: Optional[str] = typer.Option(
             f = drift[step.id]
             typer.echo(f"  vs {step.parent}: {f.describe()}; drift {f.drift:.1%}"
                        + ("" if f.inside else " (outside the band)"))
+        if params:
+            from .cost.params import params_table
+
+            typer.echo(params_table(spec))
 
 
 @app.command()
@@ -197,10 +215,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     from .runs.runner import run_recipe
 
     profile = _profile(r, profile)
-    chosen = [s.strip() for s in steps.split(",")] if steps else None
-    unknown = [s for s in chosen or [] if s not in {st.id for st in r.steps}]
-    if unknown:
-        _fail([f"error: --steps: no step {', '.join(unknown)} in {r.path}; steps: {', '.join(s.id for s in r.steps)}"])
+    chosen = _steps(r, steps)
     try:
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else r.profiles[profile].seeds or (0,)
         if not all(0 <= s < 2**31 for s in seed_list) or len(set(seed_list)) != len(seed_list):
@@ -319,6 +334,37 @@ def status(
         for line in step_table(summary) + chance_warnings(r, profile, store):
             typer.echo(line)
         typer.echo(f"wrote {summary}")
+
+
+@app.command()
+def export(
+    recipe: Path,
+    step: str = typer.Option(..., "--step", help="The trained step to export."),
+    to: str = typer.Option("timm", "--to", help="timm (a state dict in timm's key names, where timm has the "
+                           "architecture), torchscript or onnx (traced on --batch inputs)."),
+    profile: Optional[str] = typer.Option(None, help="Profile it was trained under (default: as `ablab run`)."),
+    seed: int = typer.Option(0, help="Which seed's run."),
+    batch: int = typer.Option(1, help="Batch size torchscript and onnx are traced with (their graphs keep it)."),
+    results: Path = RESULTS,
+) -> None:
+    """Export a trained step's model to <results>/<recipe>/<profile>/<step>/export/ and print how to load it."""
+    from .runs.trained import NotTrained, export as export_model, load_step
+    from .store.paths import Store
+
+    if to not in ("timm", "torchscript", "onnx"):
+        _fail([f"error: --to: '{to}' is not one of timm, torchscript, onnx"])
+    r = _load(recipe)
+    profile = _profile(r, profile)
+    _steps(r, step)
+    where = Store(results).step_dir(r.name, profile, step)
+    try:
+        model = load_step(where.parent, step, seed)
+        out = where / "export" / f"seed{seed}.{dict(timm='pth', torchscript='pt', onnx='onnx')[to]}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        how = export_model(model, to, out, batch)
+    except (NotTrained, ValueError) as e:
+        _fail([f"error: {e}"])
+    typer.echo(f"wrote {out}\nload it with: {how}")
 
 
 @app.command()

@@ -185,6 +185,18 @@ def visible_count(units: int, ratio: float) -> int:
 
 
 @dataclass(frozen=True)
+class InitConfig:
+    """Weights a step starts from (`init:` in `train:`): a checkpoint file of `format` timm (timm's state dict of the
+    step's family: ViT / DeiT, Swin, MViTv2, Hiera) or ablab (a run's checkpoint.pt or an encoder.pt)."""
+
+    path: str
+    format: Literal["timm", "ablab"] = "timm"
+
+    def problems(self) -> list[Problem]:
+        return [("path", "a checkpoint file is required")] if not self.path.strip() else []
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A supervised recipe (AdamW, cosine schedule with linear warm-up), the same for every step."""
 
@@ -210,6 +222,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     # masked image modeling first, then fine-tuning under these settings
     pretrain: Optional[PretrainConfig] = field(default=None, metadata=ADDED)
+    # start from a checkpoint on disk (position embeddings interpolated, a head of other classes left at init)
+    init: Optional[InitConfig] = field(default=None, metadata=ADDED)
 
     def problems(self) -> list[Problem]:
         """(field, message) for every value out of range or in conflict."""
@@ -236,6 +250,9 @@ class TrainConfig:
             out.append(("epoch_val", f"must be at least 1, got {self.epoch_val}"))
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             out.append(("layer_decay", f"must be in (0, 1], got {self.layer_decay}"))
+        if self.init is not None and self.pretrain is not None:
+            out.append(("init", "a step starts from a checkpoint (init) or from its own pre-training, not both"))
+        out += [(f"init.{name}", message) for name, message in (self.init.problems() if self.init else [])]
         return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 from typing import Optional
@@ -56,34 +55,6 @@ def write_recipe(tmp_path: Path):
         return path
 
     return write
-
-
-def to_timm_state(ours: dict[str, torch.Tensor], kind: str, depths: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
-    """Rename our state dict to timm's ViT, Swin, MViTv2 or Hiera key names (Hiera numbers blocks globally)."""
-    out = {}
-    for key, value in ours.items():
-        if kind == "mvit":
-            key = re.sub(r"attn\.pool_([qkv])\.op\.", r"attn.pool_\1.", key)
-            key = re.sub(r"attn\.pool_([qkv])\.norm\.", r"attn.norm_\1.", key)
-            key = key.replace("attn.rel_pos.rel_pos_", "attn.rel_pos_")
-            key = re.sub(r"^head\.", "head.fc.", key)
-        elif kind == "hiera":
-            key = re.sub(r"^stages\.0\.pos_embed$", "pos_embed", key)
-            m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
-            if m:
-                index = sum(depths[: int(m.group(1))]) + int(m.group(2))
-                key = f"blocks.{index}.{m.group(3)}".replace("shortcut_proj_attn", "proj")
-            key = re.sub(r"^norm\.", "head.norm.", key)
-            key = re.sub(r"^head\.(weight|bias)$", r"head.fc.\1", key)
-        elif kind == "vit":
-            key = re.sub(r"^stages\.0\.(cls_token|pos_embed)$", r"\1", key)
-            key = re.sub(r"^stages\.0\.blocks\.", "blocks.", key)
-        else:
-            key = re.sub(r"^stages\.(\d+)\.", r"layers.\1.", key)
-            key = key.replace("attn.rel_pos.table", "attn.relative_position_bias_table")
-            key = re.sub(r"^head\.", "head.fc.", key)
-        out[key] = value
-    return out
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,7 +16,7 @@ FLOORS = {
     "settings": 0, "schema": 0, "yamlsrc": 0, "io": 0, "seeds": 0, "stats": 0, "numbers": 0,
     "arch": 1, "nn": 1, "transforms": 1,
     "recipe": 2, "store": 2, "data": 2, "dist": 2, "cost": 2,
-    "mim": 3, "mim.spec": 2,
+    "mim": 3, "mim.spec": 2, "dense": 3, "interop": 4,
     "engine": 4,
     "runs": 5, "analysis": 5,
     "report": 6,

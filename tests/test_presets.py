@@ -12,7 +12,7 @@ from ablab.arch.presets import PRESETS, hiera, mvitv2, preset_spec, timm_twins
 from ablab.cost.flops import count_flops
 from ablab.cost.params import count_params
 
-from .conftest import to_timm_state
+from ablab.interop.timm import to_timm
 
 
 @pytest.mark.parametrize("name", sorted(timm_twins()))
@@ -32,9 +32,9 @@ def perturbed(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def assert_same_function(ours: torch.nn.Module, ref: torch.nn.Module, kind: str, depths=(), size: int = 224):
+def assert_same_function(ours: torch.nn.Module, ref: torch.nn.Module, kind: str, size: int = 224):
     """Load our (perturbed) weights into `ref` -- every parameter mapped, none left over -- and compare logits."""
-    missing, unexpected = ref.load_state_dict(to_timm_state(ours.state_dict(), kind, depths), strict=False)
+    missing, unexpected = ref.load_state_dict(to_timm(ours.state_dict(), ours.spec, kind), strict=False)
     buffers = {name for name, _ in ref.named_buffers()}
     assert not unexpected and set(missing) <= buffers, (missing, unexpected)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
@@ -47,10 +47,8 @@ def assert_same_function(ours: torch.nn.Module, ref: torch.nn.Module, kind: str,
                                        ("mvitv2_b", "mvit"), ("hiera_b", "hiera")])
 def test_full_size_outputs_equal_timm_with_every_weight_perturbed(name, kind):
     """Same weights, same input -> same logits: the builder computes timm's function, not just its shapes."""
-    spec = preset_spec(name)
-    depths = tuple(st.depth for st in spec.stages)
-    ours = perturbed(build(spec))
-    assert_same_function(ours, timm.create_model(timm_twins()[name], pretrained=False), kind, depths)
+    ours = perturbed(build(preset_spec(name)))
+    assert_same_function(ours, timm.create_model(timm_twins()[name], pretrained=False), kind)
 
 
 def test_small_mvitv2_both_widening_styles_and_hiera_equal_timm():
@@ -65,7 +63,7 @@ def test_small_mvitv2_both_widening_styles_and_hiera_equal_timm():
         assert_same_function(ours, MultiScaleVit(cfg), "mvit")
     depths = (1, 2, 2, 1)
     assert_same_function(perturbed(build(hiera(48, depths, 1))), Hiera(embed_dim=48, num_heads=1, stages=depths),
-                         "hiera", depths)
+                         "hiera")
 
 
 # HiViT Table 7: params (M), FLOPs (G) at 224

@@ -1,6 +1,6 @@
 """Where a figure was measured: the device by name, and on CUDA its capability, memory, driver, CUDA and cuDNN;
-the machine's fingerprint (host, processor, CPUs); plus the software that ran it. Recorded beside every
-measurement, since each of them moves the numbers."""
+the machine's fingerprint (host, processor, CPUs); plus the software that ran it, the code's git commit included.
+Recorded beside every measurement and training run, since each of them moves the numbers."""
 
 from __future__ import annotations
 
@@ -53,6 +53,28 @@ def software_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[package] = "not installed"
     return out
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the ablab checkout that runs, and whether its tracked files differ from it (`dirty`); both
+    None where ablab is not run from a git checkout (an installed wheel) or git is absent."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> Optional[str]:
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD") if (root / ".git").exists() else None
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def provenance() -> dict[str, Any]:
+    """What code ran: the package versions (`software_versions`) and ablab's commit (`code_version`)."""
+    return {**software_versions(), "ablab": code_version()}
 
 
 def nvidia_driver(index: int = 0) -> Optional[str]:

@@ -2,16 +2,16 @@
 
 Every epoch starts by re-seeding the run's randomness from (seed, epoch), sets the learning rate per iteration,
 checks that the loss of the global batch is finite (every process stops alike), then ends with the engine's own
-numbers (an evaluation, a memory peak), a row in the log CSV and an atomic checkpoint. A run resumed from its last
-checkpoint after Ctrl-C, kill -9 or a crash therefore ends with exactly the metrics of an uninterrupted run (on
-the CPU). Under torchrun rank 0 alone writes.
+numbers (an evaluation, a memory peak), a row in the log CSV (and in its TensorBoard event file) and an atomic
+checkpoint. A run resumed from its last checkpoint after Ctrl-C, kill -9 or a crash therefore ends with exactly the
+metrics of an uninterrupted run (on the CPU). Under torchrun rank 0 alone writes.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -21,7 +21,10 @@ from .. import dist
 from ..io import load_checkpoint, save_checkpoint, write_csv_atomic
 from ..seeds import epoch_seed, seed_everything
 from ..store.state import CHECKPOINT
+from .events import write_events
 from .schedule import set_lr
+
+EVENTS_DIR = "tensorboard"  # beside the log CSV: the same rows as TensorBoard event files
 
 
 class Diverged(RuntimeError):
@@ -66,6 +69,7 @@ class Epochs:
     end: Callable[[int], dict[str, Any]]
     device: torch.device
     what: str = "loss"  # how a divergence is named
+    texts: dict[str, str] = field(default_factory=dict)  # shown beside the curves in TensorBoard (the spec, ...)
 
     def run(self, progress: Progress) -> tuple[list[dict[str, Any]], float]:
         """Train the remaining epochs; returns every epoch's row and the seconds spent training, resumed ones too."""
@@ -107,4 +111,6 @@ class Epochs:
                                        "epoch": epoch, "rows": rows, "seconds": seconds}, epoch)
                 write_csv_atomic(self.run_dir / self.log_name, self.columns, rows)
             progress.on_epoch(row)
+            if dist.is_main():  # after the epoch's line: the first write imports TensorBoard, a second or two
+                write_events(self.run_dir / EVENTS_DIR, rows, self.texts)
         return rows, seconds

@@ -17,6 +17,8 @@ is the one logged), and every process returns once encoder.pt is written.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 from pathlib import Path
@@ -36,6 +38,7 @@ from ..mim.pretrainer import build_pretrainer
 from ..nn.position import RelPosBias
 from ..seeds import epoch_seed, seed_everything
 from ..settings import DataConfig, PretrainConfig, TrainConfig
+from .events import code_block
 from .loop import Epochs, Progress
 from .optim import param_groups
 from .schedule import lr_at
@@ -132,6 +135,7 @@ def pretrain(
         optimizer=optimizer,
         lr=lambda step: lr_at(step, total, warmup, cfg.lr, cfg.min_lr), batches=batches, forward=forward,
         update=update, end=end, device=dev, what="pre-training loss",
+        texts={"spec": code_block(spec.to_json()), "pretrain": code_block(json.dumps(dataclasses.asdict(cfg), indent=2))},
     ).run(progress or Progress())
     if dist.is_main():
         save_checkpoint(run_dir / ENCODER_FILE, encoder_state(model), cfg.epochs - 1)

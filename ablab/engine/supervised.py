@@ -15,6 +15,7 @@ resume at another world size.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,6 +30,7 @@ from ..data.clips import view_logits
 from ..data.loaders import Data, build_data
 from ..seeds import seed_everything
 from ..settings import TrainConfig
+from .events import code_block
 from .loop import Epochs, Progress
 from .optim import param_groups
 from .schedule import lr_at
@@ -153,6 +155,7 @@ def train(
         run_dir=run_dir, log_name="log.csv", columns=LOG_COLUMNS, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
         seed=seed, model=model, state=state, optimizer=optimizer, lr=lambda step: lr_at(step, total, warmup, cfg.lr, cfg.min_lr),
         batches=data.train, forward=forward, update=update, end=end, device=dev,
+        texts={"spec": code_block(spec.to_json()), "train": code_block(json.dumps(dataclasses.asdict(cfg), indent=2))},
     ).run(progress or Progress())
     last = rows[-1] if rows else {}
     return {"top1": last.get("val_top1"), "top5": last.get("val_top5"), "epochs": cfg.epochs,

@@ -131,7 +131,7 @@ class Attention(nn.Module):
         out = self.attend(q, k, v, self.materialise(self.bias(q), q))
         if self.residual_pooling:
             out = out + q
-        return out.transpose(1, 2).reshape(len(x), -1, self.dim)
+        return out.transpose(1, 2).reshape(x.shape[0], -1, self.dim)
 
     def heads_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B', N, dim_in) -> q, k, v each (B', heads, N, head_dim)."""
@@ -165,5 +165,5 @@ class Attention(nn.Module):
             bias = bias[None]
         nw, size = bias.shape[0], bias.shape[-2:]
         if nw > 1 or q.device.type == "cpu":
-            bias = bias.expand(len(q) // nw, nw, self.heads, *size).reshape(len(q), self.heads, *size)
+            bias = bias.expand(q.shape[0] // nw, nw, self.heads, *size).reshape(q.shape[0], self.heads, *size)
         return bias.to(q.dtype)

@@ -1,6 +1,6 @@
 """Every figure a recipe/profile summary.csv supports, written beside it as PNG and PDF (atomically): the roadmap
-(`waterfall`), top-1 vs throughput (`accuracy`), throughput vs GFLOPs with hardware efficiency (`efficiency`), and
-the cross-recipe overview.
+(`waterfall`), top-1 vs throughput (`accuracy`), throughput vs GFLOPs with hardware efficiency (`efficiency`), the
+training curves where the runs' logs are (`curves`), and the cross-recipe overview.
 
 Conventions: `gflops` is fvcore's count (1 multiply-add = 1 FLOP, i.e. GMACs per image or clip), `throughput` is
 measured images/s at inference (clips/s for clip models, and so labelled: `units`) and `peak_gmacs` the same
@@ -25,6 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ..io import write_figure_atomic  # noqa: E402
 from .accuracy import accuracy_figure, overview_figure  # noqa: E402
+from .curves import curves_figure  # noqa: E402
 from .efficiency import efficiency_figure  # noqa: E402
 from .figure_data import Summary, by_setting, read_summary, slug  # noqa: E402
 from .waterfall import waterfall_figure  # noqa: E402
@@ -47,6 +48,9 @@ def write_figures(summary: Path) -> list[Path]:
         fig = draw(part)
         if fig is not None:
             written += save(fig, summary.parent / name)
+    curves = curves_figure(summary, dict(zip(s.rows["step"], s.rows["label"])))
+    if curves is not None:
+        written += save(curves, summary.parent / "curves")
     return written
 
 

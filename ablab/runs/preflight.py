@@ -3,6 +3,7 @@ batches the processes can share, the dataset's path -- so a run never stops on t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from ..recipe import Recipe
@@ -19,7 +20,7 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
               measure_here: bool) -> None:
     """Raise PreflightError unless `steps` of `recipe` can run at `profile` with `world` processes per run:
     the profile's measurement on this machine (when it measures here), every step's (pre-)training batch split
-    over the processes, and the first step's dataset."""
+    over the processes, its init checkpoint's file, and the first step's dataset."""
     from ..data.loaders import DataError, build_data
     from ..dist import WorldSizeError, split_batch
     from ..cost.throughput import MeasureError, resolve_setting
@@ -47,6 +48,8 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
             split_batch(cfg.batch_size, world, f"step {step}: batch_size")
             if cfg.pretrain is not None:
                 split_batch(cfg.pretrain.batch_size, world, f"step {step}: pretrain batch_size")
+            if cfg.init is not None and not Path(cfg.init.path).is_file():
+                raise PreflightError(f"{where}: step '{step}': init.path {cfg.init.path}: no such file")
         first = recipe.spec(steps[0], profile)
         build_data(recipe.train_config(steps[0], profile, data_root), first.img_size, 0, frames=first.frames)
     except (MeasureError, DataError, WorldSizeError) as e:

@@ -28,7 +28,8 @@ from ..engine.supervised import LOG_COLUMNS, train
 from ..io import (CorruptFile, load_checkpoint, read_json, remove_leftovers, verify_checkpoint, write_csv_atomic,
                   write_json_atomic)
 from ..cost.efficiency import efficiency_valid, hardware_efficiency
-from ..cost.machine import device_name, device_record, fingerprint, software_versions
+from ..cost.machine import device_name, device_record, fingerprint, provenance
+from ..interop.init import InitError, describe, initialise
 from ..cost.model import measure
 from ..cost.throughput import MachineBusy, measure_throughput, resolve_setting
 from ..cost.timing import Spread
@@ -70,7 +71,7 @@ def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
     if setting is None:
         return {**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
                 "compile": "", "channels_last": False, "machine": "", "load": "not measured",
-                "versions": software_versions()}
+                "versions": provenance()}
     try:
         tp = measure_throughput(model, spec.img_size, setting, spec.in_chans, frames=spec.frames)
     except MachineBusy as e:
@@ -78,10 +79,10 @@ def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
         speed = {**dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}}
     else:
         load, attempts = tp.load, tp.attempts
-        speed = {"throughput": round(tp.images_per_s, 2), "throughput_lo": round(tp.spread.lo, 2),
-                 "throughput_hi": round(tp.spread.hi, 2), "throughput_rounds": tp.spread.n,
+        speed = {"throughput": _rate(tp.images_per_s), "throughput_lo": _rate(tp.spread.lo),
+                 "throughput_hi": _rate(tp.spread.hi), "throughput_rounds": tp.spread.n,
                  "throughput_batch": tp.batch_size,
-                 "throughput_per_batch": {str(k): None if v is None else round(v, 2) for k, v in tp.per_batch.items()}}
+                 "throughput_per_batch": {str(k): None if v is None else _rate(v) for k, v in tp.per_batch.items()}}
     return {
         **structure,
         **speed,
@@ -100,8 +101,14 @@ def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
         "peak_gmacs": round(load.peak_gmacs, 2),
         "fingerprint": fingerprint(),
         "machine": device_record(setting.device),
-        "versions": software_versions(),
+        "versions": provenance(),
     }
+
+
+def _rate(value: float) -> float:
+    """A throughput kept to 4 significant digits: 0.1734 clips/s as well as 8675 im/s (two decimals would leave a
+    paper-scale clip model's rate two digits, and ratios between steps off by several percent)."""
+    return float(f"{value:.4g}")
 
 
 def run_recipe(
@@ -302,12 +309,16 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
         if not fresh and (run_dir / CHECKPOINT).is_file():
             log(f"[{step.id}] seed {seed}: resuming from its checkpoint after {epoch_progress(run_dir)}")
         write_json_atomic(run_dir / "run.json", {"key": key, "step": step.id, "seed": seed, "spec": spec.to_dict(),
-                                                 "train": asdict(cfg)})
+                                                 "train": asdict(cfg), "versions": provenance()})
     dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
     finished = finished_epochs(run_dir / CHECKPOINT)
-    base = {"key": key, "step": step.id, "label": recipe.label(step.id, profile), "seed": seed, "profile": profile}
+    base = {"key": key, "step": step.id, "label": recipe.label(step.id, profile), "seed": seed, "profile": profile,
+            "versions": provenance()}  # the code that trained it, commit and dirtiness included
     try:
-        pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
+        if cfg.init is not None:
+            pretrained, pre = _initialised(step, spec, cfg, seed, log)
+        else:
+            pretrained, pre = _pretrain(step, spec, cfg, run_dir / "pretrain", seed, force, log, progress)
         progress.begin_epochs(f"[{step.id}] seed {seed}", cfg.epochs, finished, unit=spec.throughput_unit)
         result = train(spec, cfg, run_dir, seed, progress.engine_callbacks(), pretrained=pretrained)
         wall = time.perf_counter() - began
@@ -315,12 +326,24 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
                    "epoch_wall_seconds": round(wall / (cfg.epochs - finished), 2) if cfg.epochs > finished else None}
         log(f"[{step.id}] seed {seed}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
             f"in {duration(wall)} ({result['train_images_per_s']} {spec.throughput_unit})")
-    except (Diverged, PretrainUnsupported) as e:
+    except (Diverged, PretrainUnsupported, InitError) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"[{step.id}] seed {seed}: FAILED: {e}")
     if dist.is_main():
         write_json_atomic(metrics_path, metrics)
     return metrics
+
+
+def _initialised(step: Step, spec: ArchSpec, cfg: TrainConfig, seed: int,
+                 log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The weights `cfg.init` gives the step's model (without a head of other classes, left at its initialisation)
+    and what to record of them; InitError lists what does not fit."""
+    model = build(spec)
+    report = initialise(model, Path(cfg.init.path), cfg.init.format)
+    state = {k: v for k, v in model.state_dict().items()
+             if not (k.startswith("head.") and report["left_at_init"])}
+    log(f"[{step.id}] seed {seed}: initialised from {cfg.init.path} ({cfg.init.format}): {describe(report)}")
+    return state, {"init": {"path": cfg.init.path, "format": cfg.init.format, **report}}
 
 
 def _mend_log(run_dir: Path, epochs: int, log: Callable[[str], None]) -> None:
@@ -361,7 +384,7 @@ def _pretrain(step: Step, spec: ArchSpec, cfg: TrainConfig, out: Path, seed: int
         if dist.is_main():
             _start_over(out, key, force, (CHECKPOINT, "pretrain_log.csv", "metrics.json", ENCODER_FILE), log)
             write_json_atomic(out / "run.json", {"key": key, "pretrain": asdict(cfg.pretrain),
-                                                 "data": asdict(cfg.data)})
+                                                 "data": asdict(cfg.data), "versions": provenance()})
         dist.barrier()  # the others load the checkpoint once rank 0 has removed a stale one
         progress.begin_epochs(f"[{step.id}] seed {seed} {cfg.pretrain.method} pre-training", cfg.pretrain.epochs,
                               finished_epochs(out / CHECKPOINT), training=False, unit=spec.throughput_unit)

@@ -51,8 +51,24 @@ def structure_key(spec: ArchSpec) -> str:
 
 
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
-    """Everything that determines a training run's result, pre-training included."""
-    return _digest({"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed})
+    """Everything that determines a training run's result, pre-training included, and the content of the checkpoint
+    it starts from (`init`: its SHA-256, so a file replaced under the same path is a new run)."""
+    payload = {"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed}
+    if cfg.init is not None:
+        payload["init_sha256"] = file_sha256(cfg.init.path)
+    return _digest(payload)
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes ('missing' where it cannot be read: preflight refuses such a run)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return "missing"
+    return digest.hexdigest()
 
 
 def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:

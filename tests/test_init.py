@@ -1,0 +1,109 @@
+"""Steps initialised from checkpoints on disk: a timm swin_base-shaped checkpoint loads into vit_to_swin's step (d)
+and gives timm's logits; another class count leaves the head at its initialisation, another resolution
+interpolates the position embedding, and a checkpoint of another architecture is refused with its keys."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from ablab.arch.build import build
+from ablab.io import save_checkpoint
+from ablab.interop.init import InitError, initialise, describe
+from ablab.recipe import load_recipe
+
+RECIPE = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "vit_to_swin.yaml")
+
+
+def timm_checkpoint(name: str, path: Path) -> torch.nn.Module:
+    """timm's `name` with every weight perturbed, saved as timm saves a state dict."""
+    torch.manual_seed(0)
+    ref = timm.create_model(name, pretrained=False).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    torch.save(ref.state_dict(), path)
+    return ref
+
+
+def test_a_timm_swin_base_checkpoint_initialises_step_d_to_timms_logits(tmp_path):
+    ref = timm_checkpoint("swin_base_patch4_window7_224", tmp_path / "swin_b.pth")
+    model = build(RECIPE.specs["d"]).eval()
+    report = initialise(model, tmp_path / "swin_b.pth", "timm")
+    assert describe(report) == "every tensor as it was"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), atol=1e-4, rtol=1e-4)
+    ten = build(dataclasses.replace(RECIPE.specs["d"], num_classes=10))  # another dataset: a new head
+    assert initialise(ten, tmp_path / "swin_b.pth", "timm")["left_at_init"] == [
+        "head.weight (1000, 1024): the model has (10, 1024)", "head.bias (1000,): the model has (10,)"]
+
+
+def test_another_resolution_interpolates_the_position_embedding(tmp_path):
+    timm_checkpoint("deit_tiny_patch16_224", tmp_path / "deit.pth")
+    from ablab.arch.presets import preset_spec
+
+    model = build(dataclasses.replace(preset_spec("deit_ti"), img_size=160))
+    report = initialise(model, tmp_path / "deit.pth", "timm")
+    assert report["interpolated"] == ["stages.0.pos_embed (1, 197, 192) -> (1, 101, 192)"]
+    assert model(torch.randn(1, 3, 160, 160)).shape == (1, 1000)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_with_its_keys(tmp_path):
+    timm_checkpoint("swin_tiny_patch4_window7_224", tmp_path / "swin_t.pth")
+    model = build(RECIPE.specs["d"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(InitError, match=r"does not fit .* patch_embed\.proj\.weight: \(96, 3, 4, 4\) in the "
+                                        r"checkpoint, \(128, 3, 4, 4\) in the model"):
+        initialise(model, tmp_path / "swin_t.pth", "timm")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
+
+
+def test_ablabs_own_checkpoints_load_as_they_are(tmp_path):
+    spec = RECIPE.specs["o"]
+    torch.manual_seed(1)
+    trained = build(spec)
+    save_checkpoint(tmp_path / "checkpoint.pt", {"model": trained.state_dict(), "epoch": 0}, 0)
+    model = build(spec)
+    initialise(model, tmp_path / "checkpoint.pt", "ablab")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+
+
+def test_a_profiles_init_starts_every_run_from_the_checkpoint(write_recipe, tmp_path):
+    """`init:` in a profile's train block: checked before any work (a missing file stops the run with its path),
+    reported per run, and part of the run's key (another file under the same path is a new run)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ablab.cli import app
+
+    from .conftest import TINY_BASE
+
+    start = tmp_path / "start.pt"
+    text = "name: started\n" + TINY_BASE + f"""
+profiles:
+  cpu:
+    measure: {{batch_sizes: [2], min_time: 0.01}}
+    train: {{epochs: 1, batch_size: 32, init: {{path: {start}, format: ablab}},
+             data: {{name: shapetex, train_size: 64, val_size: 32}}}}
+steps:
+  - {{id: o, label: tiny}}
+"""
+    recipe, results = write_recipe(text), tmp_path / "results"
+    missing = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert missing.exit_code != 0 and f"init.path {start}: no such file" in missing.output
+    spec = load_recipe(recipe).spec("o", "cpu")
+    torch.manual_seed(3)
+    save_checkpoint(start, {"model": build(dataclasses.replace(spec, num_classes=7)).state_dict()}, 0)
+    result = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    assert "initialised from" in result.output and "left at init: head.weight (7, 32)" in result.output
+    metrics = json.loads((results / "started" / "cpu" / "o" / "seed0" / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["init"]["format"] == "ablab"
+    torch.manual_seed(4)
+    save_checkpoint(start, {"model": build(dataclasses.replace(spec, num_classes=7)).state_dict()}, 0)
+    again = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert "initialised from" in again.output  # a new file: the run is redone, not skipped
