@@ -44,6 +44,14 @@ base:
     pool: avg
     stages: [{depth: 2, dim: 32, heads: 2}]
 """  # a one-stage ViT small enough to train in seconds, for recipe fixtures
+TINY_TRAINED = TINY_BASE + """
+profiles:
+  cpu:
+    measure: {batch_sizes: [2], min_time: 0.01}
+    train: {epochs: 1, batch_size: 32, data: {name: shapetex, train_size: 64, val_size: 32}}
+steps:
+  - {id: o, label: tiny}
+"""  # that ViT trained for one epoch of 64 images: a recipe after its `name:` line
 
 @pytest.fixture
 def write_recipe(tmp_path: Path):

@@ -20,17 +20,10 @@ from ablab.engine.supervised import evaluate
 from ablab.recipe import load_recipe
 from ablab.runs.trained import NotTrained, export
 
-from .conftest import TINY_BASE
+from .conftest import TINY_TRAINED
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-RECIPE = "name: handed\n" + TINY_BASE + """
-profiles:
-  cpu:
-    measure: {batch_sizes: [2], min_time: 0.01}
-    train: {epochs: 1, batch_size: 32, data: {name: shapetex, train_size: 64, val_size: 32}}
-steps:
-  - {id: o, label: tiny}
-"""
+RECIPE = "name: handed\n" + TINY_TRAINED
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,10 @@ from typer.testing import CliRunner
 from ablab.cli import app
 from ablab.cost.machine import code_version
 
-from .conftest import TINY_BASE
+from .conftest import TINY_TRAINED
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = "name: traced\n" + TINY_BASE + """
-profiles:
-  cpu:
-    measure: {batch_sizes: [2], min_time: 0.01}
-    train: {epochs: 1, batch_size: 32, data: {name: shapetex, train_size: 64, val_size: 32}}
-steps:
-  - {id: o, label: tiny}
-"""
+RECIPE = "name: traced\n" + TINY_TRAINED
 
 
 def git_head() -> str | None:
