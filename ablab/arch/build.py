@@ -74,7 +74,7 @@ class Net(nn.Module):
             pos_tokens = (ctx.tokens // max(pos_frames, 1) + int(cls_here)) if st.pos_embed else 0
             stages.append(StageModule(downsample=down, blocks=blocks, pos_tokens=pos_tokens, dim=st.dim,
                                       class_token=cls_here, pos_frames=pos_frames))
-            width = _stage_out_dim(ctx)
+            width = stage_out_dim(ctx)
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(width, eps=spec.norm_eps)
         self.head = nn.Linear(width, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
@@ -98,13 +98,13 @@ class Net(nn.Module):
 
 def _blocks(ctx: StageContext, dim_in: int, rates: Iterator[float]) -> Iterator[nn.Module]:
     """The stage's blocks, built by its block kind; the last one may widen for the next stage (MViTv2-L)."""
-    st, out_dim = ctx.stage, _stage_out_dim(ctx)
+    st, out_dim = ctx.stage, stage_out_dim(ctx)
     for j in range(st.depth):
         yield ctx.block.build(ctx, j, dim_in if j == 0 else st.dim, out_dim if j == st.depth - 1 else st.dim,
                               next(rates))
 
 
-def _stage_out_dim(ctx: StageContext) -> int:
+def stage_out_dim(ctx: StageContext) -> int:
     """Width leaving a stage: the next stage's when MViTv2-L-style expansion widens in this stage's last MLP."""
     spec, st = ctx.spec, ctx.stage
     nxt = spec.stages[ctx.index + 1] if ctx.index + 1 < len(spec.stages) else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..arch.build import Net, build
+from ..arch.build import Net, build, stage_out_dim
 from ..arch.spec import ArchSpec
 
 STRIDES = (4, 8, 16, 32)
@@ -65,9 +65,7 @@ def levels(spec: ArchSpec, strides: tuple[int, ...] = STRIDES) -> list[Level]:
 
 def _width(spec: ArchSpec, index: int) -> int:
     """Width of stage `index`'s output (MViTv2-L widens in a stage's last MLP for the next one)."""
-    from ..arch.build import _stage_out_dim
-
-    return _stage_out_dim(spec.contexts()[index])
+    return stage_out_dim(spec.contexts()[index])
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -121,5 +119,5 @@ class Backbone(nn.Module):
 
 def build_backbone(spec: ArchSpec, strides: tuple[int, ...] = STRIDES) -> Backbone:
     """The backbone of `spec`'s model (BackboneError where it has no 2D maps)."""
-    levels(spec, strides)  # refuse before building
+    levels(spec, strides)  # refuse before building the model
     return Backbone(build(spec), strides)
