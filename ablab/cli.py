@@ -36,6 +36,38 @@ def _load(path: Path) -> Recipe:
         raise  # unreachable: _fail exits
 
 
+SET = typer.Option([], "--set", help="Override a field of the profile, e.g. --set train.lr=1e-3 (repeatable); "
+                   "results go to a directory of their own, <profile>+train.lr=0.001.")
+SWEEP = typer.Option([], "--sweep", help="Run the profile once per value, e.g. --sweep train.lr=1e-3,5e-4 "
+                     "(repeatable: every combination); each point is keyed and stored as --set would store it.")
+
+
+def _variants(path: Path, profile: Optional[str], sets: list[str], sweeps: list[str]) -> list[tuple[Recipe, str]]:
+    """The recipe at `path` with each point of the overrides applied to `profile` (the default one when None), and
+    the profile each is to run; exits listing every problem of every point before anything runs."""
+    from .overrides import OverrideError, points
+
+    r = _load(path)
+    try:
+        chosen = points(sets, sweeps)
+    except OverrideError as e:
+        _fail(["error: invalid overrides", *e.errors])
+    if chosen == [()]:
+        return [(r, _profile(r, profile))]
+    name = _profile(r, profile)
+    out, errors = [], []
+    for point in chosen:
+        try:
+            v = load_recipe(path, point, name)
+        except RecipeError as e:
+            errors += [line for line in e.errors if line not in errors]
+            continue
+        out.append((v, next(p.name for p in v.profiles.values() if p.of == name)))
+    if errors:
+        _fail(["error: invalid overrides", *errors])
+    return out
+
+
 def _steps(recipe: Recipe, steps: Optional[str]) -> Optional[list[str]]:
     """`--steps a,b` as step ids (None: every step); exits naming the ids the recipe does not have."""
     chosen = [s.strip() for s in steps.split(",")] if steps else None
@@ -148,6 +180,8 @@ def run(
     seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean "
                                         "± std; default: the profile's seeds, else 0)."),
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
+    sets: list[str] = SET,
+    sweeps: list[str] = SWEEP,
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     wait_locks: bool = typer.Option(False, "--wait-locks", help="Wait for runs another process is writing instead "
                                     "of skipping them."),
@@ -187,13 +221,30 @@ def run(
     if executor == "local" and (overrides or wait):
         given = [f"--{k.replace('_', '-')}" for k in overrides] + (["--wait"] if wait else [])
         _fail([f"error: {', '.join(given)}: cluster options apply to --executor submitit only"])
-    loaded = [_load(recipe) for recipe in recipes]  # every recipe is checked before any work starts
+    # every recipe, and every point of a sweep, is checked before any work starts
+    loaded = [_variants(recipe, profile, sets, sweeps) for recipe in recipes]
     if steps and len(loaded) > 1:
         _fail(["error: --steps names steps of one recipe; give one recipe with it"])
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops as Ctrl-C does
-    for r in loaded:
-        _run_one(r, profile, measure_only, steps, seeds, data_root, force, results,
-                 overrides if executor == "submitit" else None, wait, wait_locks, throughput=not no_throughput)
+    for variants in loaded:
+        for r, name in variants:
+            _run_one(r, name, measure_only, steps, seeds, data_root, force, results,
+                     overrides if executor == "submitit" else None, wait, wait_locks, throughput=not no_throughput)
+        from .dist import is_main
+
+        if sweeps and is_main():
+            _sweep_table(Store(results), variants)
+
+
+def _sweep_table(store: Store, variants: list[tuple[Recipe, str]]) -> None:
+    """Print and write the sweep's table: every point's steps side by side (`report.sweep`)."""
+    from .report.sweep import write_sweeps
+    from .report.table import to_markdown
+
+    summaries = [store.summary(r.name, name) for r, name in variants]
+    for table, paths in write_sweeps([s for s in summaries if s.is_file()]):
+        typer.echo(to_markdown(table))
+        typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -314,26 +365,32 @@ def _submit(r: Recipe, profile: str, chosen: Optional[list[str]], seeds: tuple[i
 def status(
     recipe: Path,
     profile: Optional[str] = typer.Option(None, help="Profile (default: paper on CUDA, else the CPU one)."),
+    sets: list[str] = SET,
+    sweeps: list[str] = SWEEP,
     results: Path = RESULTS,
 ) -> None:
     """Each (step, seed) run's state, read from the results directory alone: not started, pending (job id),
     running (epoch e/E), incomplete (stopped), done (top-1), failed (reason) or stale (trained under settings the
     recipe no longer has: `ablab run` redoes it); rewrites summary.csv, keeping
-    the committed rows of steps that have no run data here."""
+    the committed rows of steps that have no run data here. With --set / --sweep: the runs of those variants."""
     from .runs.status import chance_warnings, status_table, step_table
     from .store.summary import write_summary
 
-    r = _load(recipe)
-    profile = _profile(r, profile)
     store = Store(results)
-    for line in status_table(r, profile, store, r.profiles[profile].seeds or (0,)):
-        typer.echo(line)
-    if store.profile_dir(r.name, profile).is_dir():
-        summary = write_summary(r, profile, store)
-        typer.echo("")
-        for line in step_table(summary) + chance_warnings(r, profile, store):
+    variants = _variants(recipe, profile, sets, sweeps)
+    for r, name in variants:
+        if len(variants) > 1:
+            typer.echo(f"[{name}]")
+        for line in status_table(r, name, store, r.profiles[name].seeds or (0,)):
             typer.echo(line)
-        typer.echo(f"wrote {summary}")
+        if store.profile_dir(r.name, name).is_dir():
+            summary = write_summary(r, name, store)
+            typer.echo("")
+            for line in step_table(summary) + chance_warnings(r, name, store):
+                typer.echo(line)
+            typer.echo(f"wrote {summary}")
+    if sweeps:
+        _sweep_table(store, variants)
 
 
 @app.command()
@@ -341,10 +398,10 @@ def export(
     recipe: Path,
     step: str = typer.Option(..., "--step", help="The trained step to export."),
     to: str = typer.Option("timm", "--to", help="timm (a state dict in timm's key names, where timm has the "
-                           "architecture), torchscript or onnx (traced on --batch inputs)."),
+                           "architecture, shrunk or not), torchscript or onnx (either takes any batch size)."),
     profile: Optional[str] = typer.Option(None, help="Profile it was trained under (default: as `ablab run`)."),
     seed: int = typer.Option(0, help="Which seed's run."),
-    batch: int = typer.Option(1, help="Batch size torchscript and onnx are traced with (their graphs keep it)."),
+    sets: list[str] = SET,
     results: Path = RESULTS,
 ) -> None:
     """Export a trained step's model to <results>/<recipe>/<profile>/<step>/export/ and print how to load it."""
@@ -353,15 +410,14 @@ def export(
 
     if to not in ("timm", "torchscript", "onnx"):
         _fail([f"error: --to: '{to}' is not one of timm, torchscript, onnx"])
-    r = _load(recipe)
-    profile = _profile(r, profile)
+    (r, profile), = _variants(recipe, profile, sets, [])
     _steps(r, step)
     where = Store(results).step_dir(r.name, profile, step)
     try:
         model = load_step(where.parent, step, seed)
         out = where / "export" / f"seed{seed}.{dict(timm='pth', torchscript='pt', onnx='onnx')[to]}"
         out.parent.mkdir(parents=True, exist_ok=True)
-        how = export_model(model, to, out, batch)
+        how = export_model(model, to, out)
     except (NotTrained, ValueError) as e:
         _fail([f"error: {e}"])
     typer.echo(f"wrote {out}\nload it with: {how}")

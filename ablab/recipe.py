@@ -17,19 +17,22 @@ from .arch.presets import PRESETS, preset_spec
 from .arch.shrink import shrink
 from .arch.spec import ArchSpec, SpecError, check
 from .mim.spec import pretrain_spec
+from .overrides import Override, variant
 from .paper.section import Section, load_sections
 from .schema import Problems, SchemaError, did_you_mean, load
 from .store.paths import identifier_problem
 from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig,
                        visible_count)
 from .transforms import TRANSFORMS, PreconditionError
-from .yamlsrc import Key, SourceError, load_source
+from .yamlsrc import Key, Source, SourceError, load_source
 
 PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "top5", "miou")
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster", "regenerates")
 STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "train_at", "expect")
 EXPECT = ("better", "worse")  # a calibration step's expected verdict against its parent
-PROFILE_KEYS = ("scale", "num_classes", "measure", "train", "seeds")
+PROFILE_KEYS = ("extends", "scale", "num_classes", "measure", "train", "seeds")
+PROFILE_FILE_SUFFIXES = (".yaml", ".yml")
+PROFILES_DIR = "profiles"  # shared profile files live in a directory of this name beside the recipes
 ANALYSIS_KEYS = ("attention_variance",)
 ATTENTION_VARIANCE_KEYS = ("steps", "seeds", "images")
 
@@ -93,8 +96,8 @@ class Recipe:
     def label(self, step_id: str, profile: str) -> str:
         """The step's label as printed at `profile`: under a shrink it says so ('ViT-B (cpu shrink)'), since the
         model it names is not the one trained."""
-        label = self.step(step_id).label
-        return label if self.profiles[profile].scale is None else f"{label} ({profile} shrink)"
+        label, prof = self.step(step_id).label, self.profiles[profile]
+        return label if prof.scale is None else f"{label} ({prof.of or profile} shrink)"
 
     def spec(self, step_id: str, profile: str) -> ArchSpec:
         """The spec of `step_id` at `profile`'s scale."""
@@ -137,8 +140,15 @@ def step_train_config(profile_train: TrainConfig, overrides: dict[str, Any]) -> 
     return dataclasses.replace(profile_train, **overrides)
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Parse and validate a recipe; raises RecipeError listing every problem found."""
+def recipe_files(root: Path) -> list[Path]:
+    """Every recipe under `root`, in a stable order: its YAML files outside the shared profiles' directories."""
+    return sorted(p for p in root.rglob("*.yaml") if PROFILES_DIR not in p.relative_to(root).parts[:-1])
+
+
+def load_recipe(path: str | Path, overrides: tuple[Override, ...] = (), profile: Optional[str] = None) -> Recipe:
+    """Parse and validate a recipe; raises RecipeError listing every problem found. `overrides` (from the command
+    line) set fields of `profile` before anything is checked, and that profile becomes their variant
+    (`ablab.overrides.variant`)."""
     try:
         src = load_source(path)
     except SourceError as e:
@@ -148,6 +158,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError([f"{src.path}:1: a recipe is a mapping with {', '.join(TOP_KEYS)}"])
     p.unknown((), data, TOP_KEYS)
+    _extend(p, src)
+    if overrides:
+        _override(p, src, str(profile), overrides)
     name = data.get("name")
     problem = identifier_problem(name, "recipe name")
     if problem:
@@ -168,8 +181,78 @@ def load_recipe(path: str | Path) -> Recipe:
     if study is not None and all(sid in specs for sid in study.steps):
         _check_study(p, study, specs, profiles)
     p.raise_if_any(RecipeError)
-    return Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
-                  src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster, sections)
+    recipe = Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
+                    src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster, sections)
+    return _as_variant(recipe, str(profile), overrides) if overrides else recipe
+
+
+def _extend(p: Problems, src: Source) -> None:
+    """Graft every `extends:` profile file (a path relative to the recipe, holding one profile's fields) under its
+    profile; the profile's own fields override the file's, nested blocks merging, and each field keeps the file
+    and line it came from."""
+    profiles = src.data.get("profiles")
+    for name, body in (profiles.items() if isinstance(profiles, dict) else ()):
+        if not isinstance(body, dict) or "extends" not in body:
+            continue
+        key = ("profiles", name, "extends")
+        target = body.pop("extends")
+        if not isinstance(target, str) or Path(target).is_absolute() or not target.endswith(PROFILE_FILE_SUFFIXES):
+            p.add(key, f"a profile file's path relative to the recipe, ending in .yaml, is required, got {target!r}")
+            continue
+        try:
+            other = load_source(Path(src.path).parent / target, what="profile")
+        except SourceError as e:
+            p.add(key, f"'{target}' cannot be read: " + "; ".join(e.errors))
+            continue
+        if not isinstance(other.data, dict):
+            p.add(key, f"'{target}' holds no profile: a mapping of {', '.join(PROFILE_KEYS[1:])} is required")
+            continue
+        if "extends" in other.data:
+            other.via[other.path] = f"{src.path}:{src.lines.get(key, 1)}"
+            p.at(other.where(("extends",)), "a profile file cannot extend another (one level: every value is in the "
+                                            "recipe or in the file it extends)")
+            continue
+        src.graft(("profiles", name), other, key)
+
+
+def _override(p: Problems, src: Source, profile: str, overrides: tuple[Override, ...]) -> None:
+    """Set each override's field of `profile` in the recipe's data, placed at its command-line argument; blocks it
+    goes through are made where the profile leaves them out, but a profile that only measures gets no `train:`."""
+    profiles = src.data.get("profiles")
+    if not isinstance(profiles, dict) or profile not in profiles:
+        p.at(src.path, f"no profile '{profile}' to override")
+        return
+    if not isinstance(profiles[profile], dict):
+        src.put(("profiles", profile), {}, overrides[0].arg)
+    for o in overrides:
+        key: Key = ("profiles", profile)
+        if o.path[0] == "extends":
+            p.at(o.arg, "'extends' names a file read before overrides; override its fields instead")
+            continue
+        for part in o.path[:-1]:
+            node = src.get(key)
+            key += (part,)
+            if node.get(part) is None:
+                if key == ("profiles", profile, "train"):
+                    p.at(o.arg, f"profile '{profile}' has no train: block (it only measures)")
+                    break
+                src.put(key, {}, o.arg)
+            elif not isinstance(node[part], dict):
+                p.at(o.arg, f"'{'.'.join(key[2:])}' is a value, not a block of fields")
+                break
+        else:
+            src.put(key + (o.path[-1],), o.value, o.arg)
+
+
+def _as_variant(recipe: Recipe, profile: str, overrides: tuple[Override, ...]) -> Recipe:
+    """`recipe` with `profile` renamed to its variant under `overrides`, which it records."""
+    name = variant(profile, overrides)
+    prof = dataclasses.replace(recipe.profiles[profile], name=name, of=profile,
+                               overrides=tuple((o.name, o.value) for o in overrides))
+    profiles = {name if n == profile else n: prof if n == profile else value for n, value in recipe.profiles.items()}
+    steps = tuple(dataclasses.replace(s, train_at={name if n == profile else n: v for n, v in s.train_at.items()})
+                  for s in recipe.steps)
+    return dataclasses.replace(recipe, profiles=profiles, steps=steps)
 
 
 def _load(p: Problems, hint: Any, value: Any, key: Key) -> Any:

@@ -53,6 +53,10 @@ class Problems:
         where = self.source.where(key) if self.source is not None else f"field '{key_name(key) or '<top>'}'"
         self.lines.append(f"{where}: {message}")
 
+    def at(self, where: str, message: str) -> None:
+        """A problem at a place no key of the source names: another file's line, a command-line argument."""
+        self.lines.append(f"{where}: {message}")
+
     def unknown(self, key: Key, value: dict, allowed: Sequence[str]) -> None:
         """An error for every key of the mapping `value` (at `key`) that is not in `allowed`."""
         for k in value:

@@ -187,10 +187,11 @@ def visible_count(units: int, ratio: float) -> int:
 @dataclass(frozen=True)
 class InitConfig:
     """Weights a step starts from (`init:` in `train:`): a checkpoint file of `format` timm (timm's state dict of the
-    step's family: ViT / DeiT, Swin, MViTv2, Hiera) or ablab (a run's checkpoint.pt or an encoder.pt)."""
+    step's family: ViT / DeiT, Swin, MViTv2, Hiera), official (as the papers' code released them: MAE's ViT, Swin's,
+    Hiera's, fine-tuned or pre-trained) or ablab (a run's checkpoint.pt or an encoder.pt)."""
 
     path: str
-    format: Literal["timm", "ablab"] = "timm"
+    format: Literal["timm", "official", "ablab"] = "timm"
 
     def problems(self) -> list[Problem]:
         return [("path", "a checkpoint file is required")] if not self.path.strip() else []
@@ -398,3 +399,5 @@ class Profile:
     seeds: tuple[int, ...] = ()  # training seeds `ablab run` uses when given no --seeds
     trains: bool = True  # False: the profile has no `train:` block and only measures (its head: num_classes, or
     # the spec's own)
+    of: str = ""  # a variant's profile: the one its command-line overrides change (`ablab.overrides`)
+    overrides: tuple[tuple[str, Any], ...] = ()  # a variant's (field path, value) pairs

@@ -22,25 +22,71 @@ class SourceError(Exception):
 @dataclass
 class Source:
     """Parsed YAML data plus the line of every mapping key and sequence item, and the text of every scalar (so a
-    cited 22.10 keeps its printed precision)."""
+    cited 22.10 keeps its printed precision). Keys grafted from another file (a profile a recipe extends) or set on
+    the command line name their own origin in `files`; line 0 is a place with no line (a command-line argument)."""
 
     path: str
     data: Any
     lines: dict[Key, int] = field(default_factory=dict)
     texts: dict[Key, str] = field(default_factory=dict)
+    files: dict[Key, str] = field(default_factory=dict)
+    via: dict[str, str] = field(default_factory=dict)  # a grafted file -> 'file:line' of what grafted it
 
-    def line(self, key: Key) -> int:
-        """Line of `key`, or of its nearest ancestor that exists."""
+    def _known(self, key: Key) -> Key:
+        """`key`, or its nearest ancestor with a recorded place."""
         while key and key not in self.lines:
             key = key[:-1]
-        return self.lines.get(key, 1)
+        return key
 
     def where(self, key: Key) -> str:
-        """'file:line: a.b[2].c' for messages."""
+        """'file:line: a.b[2].c' for messages ('--set a.b=1: a.b' for a command-line argument)."""
         name = ""
         for part in key:
             name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-        return f"{self.path}:{self.line(key)}: {name or '<top>'}"
+        known = self._known(key)
+        origin, line = self.files.get(known, self.path), self.lines.get(known, 1)
+        via = f" (extended by {self.via[origin]})" if origin in self.via else ""
+        return f"{origin}{f':{line}' if line else ''}{via}: {name or '<top>'}"
+
+    def graft(self, key: Key, other: Source, by: Key) -> None:
+        """Put `other`'s mapping under `key` beneath what is there: fields present at `key` win, nested mappings
+        merge, and every field taken from `other` keeps its own file and line (and says it came through `by`)."""
+        here = self.get(key)
+        self.via[other.path] = f"{self.path}:{self.lines.get(by, 1)}"
+
+        def merge(mine: dict, theirs: dict, at: Key, inner: Key) -> None:
+            for name, value in theirs.items():
+                if name not in mine:
+                    mine[name] = value
+                    self._adopt(other, at + (name,), inner + (name,))
+                elif isinstance(mine[name], dict) and isinstance(value, dict):
+                    merge(mine[name], value, at + (name,), inner + (name,))
+
+        merge(here, other.data, key, ())
+
+    def _adopt(self, other: Source, at: Key, inner: Key) -> None:
+        """Record the places of `other`'s subtree at `inner` as this source's subtree at `at`."""
+        for table in ("lines", "texts"):
+            mine, theirs = getattr(self, table), getattr(other, table)
+            mine.update({at + k[len(inner):]: v for k, v in theirs.items() if k[:len(inner)] == inner})
+        self.files.update({at + k[len(inner):]: other.files.get(k, other.path) for k in other.lines
+                           if k[:len(inner)] == inner})
+
+    def get(self, key: Key) -> Any:
+        """The data at `key` (KeyError / IndexError / TypeError where there is none)."""
+        value = self.data
+        for part in key:
+            value = value[part]
+        return value
+
+    def put(self, key: Key, value: Any, origin: str) -> None:
+        """Set `key` (its parents exist and are mappings) to `value`, placed at `origin` with no line: what was
+        there before, and every place recorded under it, is gone."""
+        self.get(key[:-1])[key[-1]] = value
+        for table in (self.lines, self.texts, self.files):
+            for k in [k for k in table if k[:len(key)] == key]:
+                del table[k]
+        self.lines[key], self.files[key] = 0, origin
 
 
 MAX_BYTES = 1 << 20  # a recipe is a page or two of YAML
@@ -48,16 +94,16 @@ MAX_NODES = 100_000  # after alias expansion: an alias "bomb" of a few hundred b
 MAX_DEPTH = 64  # levels of nesting
 
 
-def load_source(path: str | Path) -> Source:
+def load_source(path: str | Path, what: str = "recipe") -> Source:
     """Load a YAML file with the safe loader; SourceError for a missing, oversized or non-UTF-8 file, a syntax
     error, a duplicate key, nesting deeper than MAX_DEPTH or more than MAX_NODES nodes once aliases expand."""
     path = Path(path)
     if not path.is_file():
-        raise SourceError([f"{path}: no such recipe file"])
+        raise SourceError([f"{path}: no such {what} file"])
     raw = path.read_bytes()
     if len(raw) > MAX_BYTES:
         line = raw[:MAX_BYTES].count(b"\n") + 1
-        raise SourceError([f"{path}:{line}: {len(raw):,} bytes; a recipe holds at most {MAX_BYTES:,} (this is the "
+        raise SourceError([f"{path}:{line}: {len(raw):,} bytes; a {what} file holds at most {MAX_BYTES:,} (this is the "
                            "line where it passes that)"])
     try:
         text = raw.decode("utf-8")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ablab.cost.fidelity import BAND, CostCache, fidelity  # noqa: E402
-from ablab.recipe import load_recipe  # noqa: E402
+from ablab.recipe import load_recipe, recipe_files  # noqa: E402
 from ablab.store.summary import read_summary, row_delta  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     args = ap.parse_args()
     print(f"fidelity: each step's params and FLOPs ratio to its parent, shrunk vs paper scale (band {BAND:.0%})")
-    for line in fidelity_lines(sorted((ROOT / "recipes").rglob("*.yaml"))):
+    for line in fidelity_lines(recipe_files(ROOT / "recipes")):
         print("  " + line)
     summaries = sorted(args.results.glob("*/*/summary.csv"))
     if args.run:

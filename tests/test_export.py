@@ -50,22 +50,22 @@ def test_load_step_gives_the_weights_the_run_was_evaluated_with(trained):
 @pytest.mark.parametrize("to", ["torchscript", "onnx"])
 def test_torchscript_and_onnx_exports_compute_the_same_logits(trained, to):
     recipe, results = trained
-    result = CliRunner().invoke(app, ["export", str(recipe), "--step", "o", "--to", to, "--batch", "2",
-                                      "--results", str(results)])
+    result = CliRunner().invoke(app, ["export", str(recipe), "--step", "o", "--to", to, "--results", str(results)])
     assert result.exit_code == 0, result.output
     out = Path(result.output.split()[1])
     assert out.parent == results / "handed" / "cpu" / "o" / "export"
     model = ablab.load_step(results / "handed" / "cpu", "o")
-    x = torch.randn(2, 3, model.spec.img_size, model.spec.img_size)
-    with torch.no_grad():
-        expected = model(x).numpy()
-    if to == "torchscript":
-        got = torch.jit.load(str(out))(x).detach().numpy()
-    else:
-        import onnxruntime
+    for batch in (1, 5):  # traced on two images, run on any number
+        x = torch.randn(batch, 3, model.spec.img_size, model.spec.img_size)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        if to == "torchscript":
+            got = torch.jit.load(str(out))(x).detach().numpy()
+        else:
+            import onnxruntime
 
-        got = onnxruntime.InferenceSession(str(out)).run(None, {"images": x.numpy()})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-4)
+            got = onnxruntime.InferenceSession(str(out)).run(None, {"images": x.numpy()})[0]
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_timm_export_needs_an_architecture_timm_has(trained):
@@ -88,5 +88,26 @@ def test_swin_b_step_exported_to_timm_gives_timms_logits(tmp_path):
     ref = timm.create_model("swin_base_patch4_window7_224", pretrained=True, num_classes=1000,
                             pretrained_cfg_overlay=dict(file=str(tmp_path / "d.pth"), num_classes=1000)).eval()
     x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ref(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("recipe, step", [("vit_to_swin.yaml", "d"), ("deit_to_hvt.yaml", "deit_s")])
+def test_shrunk_steps_export_to_timm_models_of_their_sizes(tmp_path, recipe, step):
+    """A step trained under the cpu shrink is timm's model of the same family at the shrunk sizes: the export
+    names them as keyword arguments, and timm.create_model with them loads the (perturbed) weights and gives our
+    logits."""
+    spec = load_recipe(RECIPES / recipe).spec(step, "cpu")
+    torch.manual_seed(0)
+    model = build(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    how = export(model, "timm", tmp_path / "s.pth")
+    name, kwargs = how.split("'")[1], how[how.index("num_classes"):how.index(", pretrained_cfg_overlay")]
+    assert f"img_size={spec.img_size}" in kwargs and f"patch_size={spec.patch_size}" in kwargs
+    ref = eval(f"timm.create_model('{name}', pretrained=True, {kwargs}, pretrained_cfg_overlay=dict(file="
+               f"'{tmp_path / 's.pth'}', num_classes={spec.num_classes}))").eval()  # the printed call, as a user runs it
+    x = torch.randn(2, 3, spec.img_size, spec.img_size)
     with torch.no_grad():
         torch.testing.assert_close(ref(x), model(x), atol=1e-4, rtol=1e-4)

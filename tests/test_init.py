@@ -12,6 +12,7 @@ import torch
 from ablab.arch.build import build
 from ablab.io import save_checkpoint
 from ablab.interop.init import InitError, initialise, describe
+from ablab.interop.timm import from_official, from_timm
 from ablab.recipe import load_recipe
 
 RECIPE = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "vit_to_swin.yaml")
@@ -107,3 +108,75 @@ steps:
     save_checkpoint(start, {"model": build(dataclasses.replace(spec, num_classes=7)).state_dict()}, 0)
     again = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
     assert "initialised from" in again.output  # a new file: the run is redone, not skipped
+
+
+def perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+def test_official_hiera_checkpoints_fine_tuned_and_mae_pretrained(tmp_path):
+    """facebookresearch/hiera's own files ({'model_state': ...}): a fine-tuned Hiera-T gives the official model's
+    logits; an MAE one loads its encoder, leaves the decoder out and the final norm and head at initialisation."""
+    import hiera
+    from ablab.arch.presets import preset_spec
+
+    ref = perturbed(hiera.hiera_tiny_224(pretrained=False))
+    torch.save({"model_state": ref.state_dict()}, tmp_path / "hiera_t.pth")
+    model = build(preset_spec("hiera_t")).eval()
+    assert describe(initialise(model, tmp_path / "hiera_t.pth", "official")) == "every tensor as it was"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():  # the official head returns probabilities in eval mode
+        torch.testing.assert_close(model(x).softmax(-1), ref(x), atol=1e-5, rtol=1e-4)
+    mae = perturbed(hiera.mae_hiera_tiny_224(pretrained=False))
+    torch.save({"model_state": mae.state_dict()}, tmp_path / "mae_hiera_t.pth")
+    model = build(preset_spec("hiera_t"))
+    report = initialise(model, tmp_path / "mae_hiera_t.pth", "official")
+    assert {k.split(".")[0] for k in report["dropped"]} == {
+        "decoder_blocks", "decoder_embed", "decoder_norm", "decoder_pos_embed", "decoder_pred", "encoder_norm",
+        "mask_token", "multi_scale_fusion_heads"}
+    assert report["left_at_init"] == ["norm.weight", "norm.bias", "head.weight", "head.bias"]
+    loaded = from_timm(from_official(mae.state_dict(), "hiera")[0], model.spec, "hiera")
+    assert len(loaded) == len(model.state_dict()) - 4
+    for key, value in loaded.items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_an_official_swin_checkpoint_merges_patches_at_the_end_of_a_stage(tmp_path):
+    """microsoft/Swin-Transformer's layout ({'model': ...}, patch merging at the end of stage i, head.weight) loads
+    to timm's logits."""
+    ref = timm_checkpoint("swin_tiny_patch4_window7_224", tmp_path / "unused.pth")
+    official = {}
+    for key, value in ref.state_dict().items():
+        key = key.replace("head.fc.", "head.")
+        parts = key.split(".")
+        if parts[0] == "layers" and parts[2] == "downsample":
+            key = ".".join(["layers", str(int(parts[1]) - 1), *parts[2:]])
+        official[key] = value
+    torch.save({"model": official}, tmp_path / "swin_t.pth")
+    from ablab.arch.presets import preset_spec
+
+    model = build(preset_spec("swin_t")).eval()
+    assert describe(initialise(model, tmp_path / "swin_t.pth", "official")) == "every tensor as it was"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), atol=1e-4, rtol=1e-4)
+
+
+def test_an_mae_vit_pretraining_checkpoint_leaves_its_decoder_out(tmp_path):
+    ref = timm_checkpoint("deit_tiny_patch16_224", tmp_path / "unused.pth")
+    state = {k: v for k, v in ref.state_dict().items() if not k.startswith("head.")}
+    state |= {"mask_token": torch.zeros(1, 1, 128), "decoder_embed.weight": torch.zeros(128, 192)}
+    torch.save({"model": state}, tmp_path / "mae.pth")
+    from ablab.arch.presets import preset_spec
+
+    model = build(preset_spec("deit_ti"))
+    report = initialise(model, tmp_path / "mae.pth", "official")
+    assert (report["dropped"], report["left_at_init"]) == (["decoder_embed.weight", "mask_token"],
+                                                           ["head.weight", "head.bias"])
+    torch.testing.assert_close(model.state_dict()["stages.0.pos_embed"], ref.state_dict()["pos_embed"])
+    with pytest.raises(InitError, match="no official checkpoint format for mvit"):
+        initialise(build(preset_spec("mvitv2_b")), tmp_path / "mae.pth", "official")

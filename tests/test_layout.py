@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ablab"
 # Each module's floor, by its dotted name under ablab (longest prefix wins). A module may import its own floor and
 # those below it, never one above.
 FLOORS = {
-    "settings": 0, "schema": 0, "yamlsrc": 0, "io": 0, "seeds": 0, "stats": 0, "numbers": 0,
+    "settings": 0, "schema": 0, "yamlsrc": 0, "io": 0, "seeds": 0, "stats": 0, "numbers": 0, "overrides": 0,
     "arch": 1, "nn": 1, "transforms": 1,
     "recipe": 2, "store": 2, "data": 2, "dist": 2, "cost": 2,
     "mim": 3, "mim.spec": 2, "dense": 3, "interop": 4,

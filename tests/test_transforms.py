@@ -7,7 +7,7 @@ import pytest
 
 from ablab.arch.presets import preset_spec as preset
 from ablab.arch.spec import SpecError, diff
-from ablab.recipe import load_recipe
+from ablab.recipe import load_recipe, recipe_files
 from ablab.transforms import TRANSFORMS, PreconditionError
 
 T = TRANSFORMS
@@ -96,7 +96,7 @@ def test_add_stage4_moves_blocks_and_windows_stage3():
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", recipe_files(RECIPES), ids=lambda p: p.stem)
 def test_every_recipe_step_is_a_pure_function_of_its_parent(path):
     """A transform neither changes the parameters it is given (the recipe's own data) nor keeps state between
     calls (a mutated default list would show on the second call): the same parent and parameters give the same

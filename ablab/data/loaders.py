@@ -78,10 +78,11 @@ class _RelabelledDataset(Dataset):
         return self.dataset[i][0], self.targets[i]
 
 
-def _normalise(x: torch.Tensor, clips: bool = False) -> torch.Tensor:
-    """uint8 images (..., 3, S, S) or clips (..., 3, T, S, S) as float32 normalised per channel."""
+def normalise(x: torch.Tensor, clips: bool = False) -> torch.Tensor:
+    """uint8 images (..., 3, S, S) or clips (..., 3, T, S, S) as float32 normalised per channel (ImageNet's mean
+    and std), on `x`'s device."""
     shape = (3, 1, 1, 1) if clips else (3, 1, 1)
-    return (x.float() / 255 - MEAN.view(shape)) / STD.view(shape)
+    return (x.float() / 255 - MEAN.to(x.device).view(shape)) / STD.to(x.device).view(shape)
 
 
 def _share(rank: int, world: int, n: int) -> slice:
@@ -112,7 +113,7 @@ def build_data(train: TrainConfig, img_size: int, seed: int, rank: int = 0, worl
     if cfg.name == "kinetics":
         ds_train, ds_val, classes = _kinetics(train, img_size, frames)
         views = cfg.views[0] * cfg.views[1]
-        val_batch, prepare = max(1, (mine.stop - mine.start) // views), lambda x: _normalise(x, clips=True)
+        val_batch, prepare = max(1, (mine.stop - mine.start) // views), lambda x: normalise(x, clips=True)
     else:
         ds_train, ds_val, classes = _from_disk(train, img_size)
         val_batch, prepare = 256, lambda x: x  # timm's transforms normalise
@@ -134,7 +135,7 @@ def _in_memory(train: TrainConfig, img_size: int, frames: int, seed: int, rank: 
         order = torch.randperm(len(yt), generator=g)
         for i in range(0, len(order) - batch + 1, batch):  # drop the last partial batch
             idx = order[i:i + batch][mine]
-            x, y = _normalise(xt[idx], cfg.clips), yt[idx]
+            x, y = normalise(xt[idx], cfg.clips), yt[idx]
             if train.hflip:  # drawn for the whole global batch, so every process's generator stays in step
                 flip = (torch.rand(batch, generator=g) < 0.5)[mine]
                 x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
@@ -145,7 +146,7 @@ def _in_memory(train: TrainConfig, img_size: int, frames: int, seed: int, rank: 
         val = _share(rank, world, min(len(yv), limit or len(yv)))
         for i in range(val.start, val.stop, 256):
             j = min(i + 256, val.stop)
-            yield _normalise(xv[i:j], cfg.clips), yv[i:j]
+            yield normalise(xv[i:j], cfg.clips), yv[i:j]
 
     return Data(cfg.num_classes, len(yt) // batch * batch, train_batches, val_batches)
 

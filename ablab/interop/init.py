@@ -1,9 +1,11 @@
 """A step initialised from a checkpoint on disk: timm's state dicts (ViT / DeiT, Swin, MViTv2, Hiera, by the spec's
-timm family) or ablab's own (a run's checkpoint.pt or a pre-training's encoder.pt), mapped onto the step's model.
+timm family), the papers' released ones (`official`: MAE's ViT, Swin's, Hiera's, fine-tuned or pre-trained) or
+ablab's own (a run's checkpoint.pt or a pre-training's encoder.pt), mapped onto the step's model.
 
 What does not fit as it is, is reported: an absolute position embedding of another grid is interpolated (bicubic,
 class tokens kept), Swin's relative position tables of another window resized, a classifier of another class
-count left at its initialisation. Anything else -- a parameter of ours the checkpoint lacks, a tensor of the
+count left at its initialisation, and a pre-training checkpoint's decoder left out (with the final norm it lacks left at
+initialisation, as MAE's and Hiera's fine-tuning code leaves it). Anything else -- a parameter of ours the checkpoint lacks, a tensor of the
 checkpoint no parameter takes, a shape that cannot be made to fit -- refuses the whole mapping with every key."""
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ..arch.build import Net
-from .timm import from_timm, timm_family
+from .timm import from_official, from_timm, timm_family
 
-Format = Literal["timm", "ablab"]
+Format = Literal["timm", "official", "ablab"]
 
 
 class InitError(ValueError):
@@ -27,7 +29,7 @@ class InitError(ValueError):
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     """The tensors a checkpoint holds (safetensors, or torch.load with weights_only), unwrapped from the usual
-    {'model': ...} / {'state_dict': ...} / ablab's checksummed file."""
+    {'model': ...} / {'model_state': ...} / {'state_dict': ...} / ablab's checksummed file."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -37,7 +39,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     with path.open("rb") as f:
         ours = f.read(len(MAGIC)) == MAGIC
     state: Any = load_checkpoint(path) if ours else torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict"):
+    for key in ("model", "model_state", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -47,17 +49,23 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 def initialise(model: Net, path: Path, fmt: Format = "timm") -> dict[str, list[str]]:
     """Load `path` into `model` in place; returns the report {'interpolated': [...], 'resized': [...],
-    'left_at_init': [...]} of keys that did not load as they were. InitError lists every key that does not fit."""
+    'left_at_init': [...], 'dropped': [...]} of keys that did not load as they were. InitError lists every key that does not fit."""
     spec = model.spec
     state = read_state(path)
-    if fmt == "timm":
+    report: dict[str, list[str]] = {"interpolated": [], "resized": [], "left_at_init": [], "dropped": []}
+    if fmt in ("timm", "official"):
         family = timm_family(spec)
         if family is None:
             raise InitError(f"{path}: timm has no family of this step's architecture (ViT, DeiT, Swin, MViTv2, Hiera)")
+        if fmt == "official":
+            try:
+                state, report["dropped"] = from_official(state, family)
+            except ValueError as e:
+                raise InitError(f"{path}: {e}") from None
         state = from_timm(state, spec, family)
     ours = model.state_dict()
     buffers = {name for name, _ in model.named_buffers()}
-    report: dict[str, list[str]] = {"interpolated": [], "resized": [], "left_at_init": []}
+    unset = ("head.", "norm.") if report["dropped"] else ("head.",)  # what a pre-training checkpoint lacks
     fitted, problems = {}, []
     for key, value in state.items():
         if key not in ours:
@@ -79,11 +87,11 @@ def initialise(model: Net, path: Path, fmt: Format = "timm") -> dict[str, list[s
             report["left_at_init"].append(f"{key} {tuple(value.shape)}: the model has {tuple(want)}")
         else:
             problems.append(f"{key}: {tuple(value.shape)} in the checkpoint, {tuple(want)} in the model")
-    missing = [k for k in ours if k not in state and k not in buffers and not k.startswith("head.")]
+    missing = [k for k in ours if k not in state and k not in buffers and not k.startswith(unset)]
     problems += [f"missing {k} {tuple(ours[k].shape)}" for k in missing]
     if problems:
         raise InitError(f"{path} does not fit this step's model ({len(problems)} keys): " + "; ".join(problems))
-    report["left_at_init"] += [k for k in ours if k.startswith("head.") and k not in state]
+    report["left_at_init"] += [k for k in ours if k.startswith(unset) and k not in state and k not in buffers]
     model.load_state_dict({**ours, **fitted})
     return report
 

@@ -8,7 +8,7 @@ import dataclasses
 import re
 from typing import Callable, Optional
 
-from ..arch.presets import PRESETS
+from ..arch.presets import PRESETS, hiera, swin, vit
 from ..arch.spec import ArchSpec, canonical
 
 Renames = list[tuple[str, str]]  # (regex, replacement), applied in order
@@ -39,6 +39,57 @@ def timm_twin(spec: ArchSpec) -> Optional[tuple[str, str]]:
     for name, preset in PRESETS.items():
         if preset.timm and canonical(preset.spec()) == mine:
             return preset.timm, FAMILY_OF[name.split("_")[0]]
+    return None
+
+
+def _free(spec: ArchSpec) -> ArchSpec:
+    """`spec` up to what timm takes from the caller anyway (input size, class count, drop path) and what does not
+    change the function a model computes (its initialisation)."""
+    return canonical(dataclasses.replace(spec, img_size=224, num_classes=1000, drop_path=0.0, init_std=0.02))
+
+
+def _vit_kwargs(spec: ArchSpec) -> tuple[dict, ArchSpec]:
+    s = spec.stages[0]
+    return (dict(patch_size=spec.patch_size, embed_dim=s.dim, depth=s.depth, num_heads=s.heads),
+            vit(s.dim, s.depth, s.heads, spec.patch_size))
+
+
+def _swin_kwargs(spec: ArchSpec) -> tuple[dict, ArchSpec]:
+    depths, heads = tuple(s.depth for s in spec.stages), tuple(s.heads for s in spec.stages)
+    dim, window = spec.stages[0].dim, spec.stages[0].window
+    return (dict(patch_size=spec.patch_size, window_size=window, embed_dim=dim, depths=depths, num_heads=heads),
+            dataclasses.replace(swin(dim, depths, heads, window), patch_size=spec.patch_size))
+
+
+def _hiera_kwargs(spec: ArchSpec) -> tuple[dict, ArchSpec]:
+    depths, first = tuple(s.depth for s in spec.stages), spec.stages[0]
+    k, p = spec.stem_kernel, spec.patch_size
+    like = dataclasses.replace(hiera(first.dim, depths, first.heads), patch_size=p, stem_kernel=k,
+                               mask_unit=spec.mask_unit)
+    return (dict(embed_dim=first.dim, num_heads=first.heads, stages=depths, patch_kernel=(k, k), patch_stride=(p, p),
+                 patch_padding=((k - 1) // 2,) * 2, mask_unit_size=(spec.mask_unit,) * 2), like)
+
+
+# family -> (a timm model of it, whose builder takes the keyword arguments; kwargs of a spec and the spec they give)
+KWARGS = {"vit": ("vit_base_patch16_224", _vit_kwargs), "swin": ("swin_base_patch4_window7_224", _swin_kwargs),
+          "hiera": ("hiera_base_224", _hiera_kwargs)}
+
+
+def timm_model(spec: ArchSpec) -> Optional[tuple[str, str, dict]]:
+    """(timm model name, family, keyword arguments) that build `spec`'s architecture in timm, shrunk or not: the
+    exact twin's name with no arguments, else a family's model with its sizes as arguments; None where timm has
+    none (MViTv2's sizes are a config object in timm, so only its presets qualify)."""
+    twin = timm_twin(spec)
+    if twin is not None:
+        return twin[0], twin[1], {}
+    mine = _free(spec)
+    for family, (name, kwargs_of) in KWARGS.items():
+        try:
+            kwargs, like = kwargs_of(spec)
+            if _free(like) == mine:
+                return name, family, kwargs
+        except (ValueError, TypeError):  # the spec is no point of this family (e.g. no window to read)
+            continue
     return None
 
 
@@ -93,3 +144,27 @@ def from_timm(state: dict, spec: ArchSpec, family: str) -> dict:
 
     renamed = _renamed(state, INVERSE[family])
     return {staged_blocks(k): v for k, v in renamed.items()} if family == "hiera" else renamed
+
+
+# what only pre-training has, left out when a released pre-training checkpoint initialises a step: MAE's and Hiera's
+# decoders, mask tokens and Hiera's multi-scale fusion heads and encoder norm
+PRETRAINING_ONLY = ("decoder", "mask_token", "multi_scale_fusion_heads", "encoder_norm")
+OFFICIAL: dict[str, Renames] = {  # the papers' released checkpoints -> timm's names
+    "vit": [],  # MAE (facebookresearch/mae) saves timm's ViT
+    "swin": [(r"^head\.(weight|bias)$", r"head.fc.\1")],  # microsoft/Swin-Transformer; merging moved below
+    "hiera": [(r"^head\.projection\.", "head.fc."), (r"^norm\.", "head.norm.")],  # facebookresearch/hiera
+}
+
+
+def from_official(state: dict, family: str) -> tuple[dict, list[str]]:
+    """A checkpoint the paper's own code released (MAE's ViT, Swin, Hiera; fine-tuned or pre-trained) under timm's
+    key names, and the pre-training keys left out. Swin's code merges patches at the end of a stage, timm's at the
+    start of the next. ValueError for a family with no official format here."""
+    if family not in OFFICIAL:
+        raise ValueError(f"no official checkpoint format for {family}; its timm checkpoints load with format: timm")
+    dropped = sorted(k for k in state if k.startswith(PRETRAINING_ONLY))
+    kept = {k: v for k, v in state.items() if k not in dropped}
+    if family == "swin":
+        kept = {re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", k): v
+                for k, v in kept.items()}
+    return _renamed(kept, OFFICIAL[family]), dropped

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
-from ..recipe import Recipe, RecipeError, load_recipe
+from ..recipe import Recipe, RecipeError, load_recipe, recipe_files
 from ..report.table import Table
 from ..store.paths import Store
 from .catalogue import Item, find, papers
@@ -28,11 +28,6 @@ class Regenerated:
 
     recipe: Recipe
     section: Section
-
-
-def recipe_files(root: Path) -> list[Path]:
-    """Every recipe under `root`, in a stable order."""
-    return sorted(root.rglob("*.yaml"))
 
 
 def load_all(root: Path) -> list[Recipe]:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .columns import Column
 from .figures import write_figures, write_overview_figure
+from .sweep import write_sweeps
 from .table import to_markdown
 from .tables import build_overview, find_summaries, write_table_files, write_tables
 from .variance_figure import write_variance_figure
@@ -46,6 +47,9 @@ def regenerate(path: Path, columns: Optional[Sequence[Column]] = None,
             written += write_variance_figure(variance)
         yield to_markdown(table, columns)
         yield f"wrote {', '.join(str(p) for p in written)}\n"
+    for table, paths in write_sweeps(readable):
+        yield to_markdown(table)
+        yield f"wrote {', '.join(str(p) for p in paths)}\n"
     if len({s.parent.parent for s in readable}) > 1:
         yield from _overview(readable, path, columns)
 

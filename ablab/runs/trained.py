@@ -34,27 +34,47 @@ def load_step(results: str | Path, step: str, seed: int = 0) -> Net:
     return model.eval()
 
 
-def export(model: Net, target: Target, out: Path, batch: int = 1) -> str:
+def export(model: Net, target: Target, out: Path) -> str:
     """Write `model` to `out` for `target`; returns how to load it. timm: a state dict under timm's key names for
-    the timm model of the same architecture (refused where timm has none); torchscript and onnx: traced on a batch
-    of `batch` inputs (the traced graph keeps that batch size: the model's reshapes are traced as constants)."""
+    the timm model of the same architecture, shrunk ones too (refused where timm has none); torchscript and onnx:
+    traced on a batch of two, taking any batch size (the batch is ONNX's dynamic axis)."""
     spec = model.spec
-    example = torch.zeros(spec.input_shape(batch))
+    example = torch.zeros(spec.input_shape(2))
     if target == "timm":
-        from ..interop.timm import timm_twin, to_timm
-
-        twin = timm_twin(spec)
-        if twin is None:
-            raise ValueError("timm has no model with this step's architecture; export to torchscript or onnx")
-        name, family = twin
-        with atomic_file(out, "wb") as f:  # a plain state dict, as timm's loader reads a file
-            torch.save(to_timm(model.state_dict(), spec, family), f)
-        return (f"timm.create_model('{name}', pretrained=True, num_classes={spec.num_classes}, "
-                f"pretrained_cfg_overlay=dict(file='{out}', num_classes={spec.num_classes}))")
+        return _to_timm(model, out)
     if target == "torchscript":
         with torch.no_grad():
             torch.jit.trace(model, example).save(str(out))
         return f"torch.jit.load('{out}')"
     with torch.no_grad():
-        torch.onnx.export(model, (example,), str(out), input_names=["images"], output_names=["logits"], dynamo=False)
+        torch.onnx.export(model, (example,), str(out), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     return f"onnxruntime.InferenceSession('{out}')"
+
+
+def _to_timm(model: Net, out: Path) -> str:
+    """The timm export: checked before it is written, by timm's model of the same architecture computing our
+    logits from it."""
+    import timm
+
+    from ..interop.timm import timm_model, to_timm
+
+    spec = model.spec
+    found = timm_model(spec)
+    if found is None:
+        raise ValueError("timm has no model with this step's architecture; export to torchscript or onnx")
+    name, family, kwargs = found
+    kwargs = {**kwargs, "img_size": spec.img_size} if kwargs else {}
+    state = to_timm(model.state_dict(), spec, family)
+    twin = timm.create_model(name, pretrained=False, num_classes=spec.num_classes, **kwargs).eval()
+    twin.load_state_dict(state)
+    x = torch.randn(spec.input_shape(2), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        if not torch.allclose(twin(x), model.eval()(x), atol=1e-4, rtol=1e-4):
+            raise ValueError(f"timm's {name}({kwargs}) does not compute this step's logits; export to torchscript or "
+                             "onnx")
+    with atomic_file(out, "wb") as f:  # a plain state dict, as timm's loader reads a file
+        torch.save(state, f)
+    args = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+    return (f"timm.create_model('{name}', pretrained=True, num_classes={spec.num_classes}{args}, "
+            f"pretrained_cfg_overlay=dict(file='{out}', num_classes={spec.num_classes}))")

@@ -22,6 +22,9 @@ SEED_PREFIX = "seed"
 # Recipe names, profile names and step ids become directory names: letters, digits, then also _ . ' + -,
 # at most 64 characters; never a name the store writes itself (below) or a file's name.
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}")
+# a profile run with command-line overrides (`ablab.overrides.variant`): 'cpu+train.lr=0.001'
+VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}(\+[A-Za-z_][A-Za-z0-9_.]{0,99}=[A-Za-z0-9_.+-]{1,24})+")
+MAX_VARIANT = 240  # characters: a directory name holds 255 bytes
 RESERVED = frozenset({"submitit", "pretrain"})
 FILE_SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf", ".json", ".pt", ".tmp", ".lock", ".log")
 
@@ -60,10 +63,12 @@ class Store:
     root: Path
 
     def profile_dir(self, recipe: str, profile: str) -> Path:
-        for value, what in ((recipe, "recipe name"), (profile, "profile name")):
-            problem = identifier_problem(value, what)
-            if problem:
-                raise UnsafePath(problem)
+        """<root>/<recipe>/<profile>; `profile` may be a variant ('cpu+train.lr=0.001')."""
+        problem = identifier_problem(recipe, "recipe name")
+        if not (isinstance(profile, str) and len(profile) <= MAX_VARIANT and VARIANT.fullmatch(profile)):
+            problem = problem or identifier_problem(profile, "profile name")
+        if problem:
+            raise UnsafePath(problem)
         return self.root / recipe / profile
 
     def summary(self, recipe: str, profile: str) -> Path:

@@ -47,7 +47,9 @@ NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "pe
            "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "seeds_needed", "train_hours", "pretrain_hours",
            "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "throughput_lo", "throughput_hi",
            "throughput_rounds", "classes")
-TEXT = ("step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
+VARIANT_COLUMN = "variant_of"  # a variant's profile; its overrides follow in `set.<field>` columns (`overrides`)
+SET_PREFIX = "set."
+TEXT = (VARIANT_COLUMN, "step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
         "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect", "machine", "load")
 
 
@@ -176,6 +178,7 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         row.update(fidelity_columns(drifts.get(step.id)))
         if step.expect:
             row["expect"] = step.expect
+        row.update(_variant_columns(recipe, profile))
         rows.append(row)
     by_seed = {row["step"]: top1_by_seed(row) for row in rows}
     for row in rows:
@@ -217,7 +220,17 @@ def columns(rows: list[dict[str, Any]], paper: list[str]) -> list[str]:
     pretrain = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
     shrunk = FIDELITY_COLUMNS if any(row.get("drift") not in (None, "") for row in rows) else []
     expect = ["expect"] if any(row.get("expect") for row in rows) else []
-    return MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + expect + pretrain + list(DESIGN_COLUMNS) + paper
+    settings = sorted({k for row in rows for k in row if k.startswith(SET_PREFIX)})
+    variant = [VARIANT_COLUMN, *settings] if any(row.get(VARIANT_COLUMN) for row in rows) else []
+    return MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + expect + variant + pretrain + list(DESIGN_COLUMNS) + paper
+
+
+def _variant_columns(recipe: Recipe, profile: str) -> dict[str, Any]:
+    """A variant profile's columns: the profile it varies and each overridden field's value ({} for a profile)."""
+    prof = recipe.profiles[profile]
+    if not prof.of:
+        return {}
+    return {VARIANT_COLUMN: prof.of, **{SET_PREFIX + name: value for name, value in prof.overrides}}
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], paper: Optional[list[str]] = None) -> Path:
