@@ -182,6 +182,8 @@ def run(
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
     sets: list[str] = SET,
     sweeps: list[str] = SWEEP,
+    task: str = typer.Option("classification", help="classification, or segmentation: also every finished seed run "
+                             "as the backbone of UperNet (the profile's task: block), mIoU beside top-1."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     wait_locks: bool = typer.Option(False, "--wait-locks", help="Wait for runs another process is writing instead "
                                     "of skipping them."),
@@ -216,6 +218,13 @@ def run(
                                        tasks_per_node=tasks_per_node, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
                                        timeout_min=timeout_min, array_parallelism=array_parallelism).items()
                  if v is not None}
+    from .settings import TASKS
+
+    if task not in TASKS:
+        _fail([f"error: --task: '{task}' is not one of {', '.join(TASKS)}"])
+    if task != "classification" and (measure_only or executor == "submitit"):
+        _fail([f"error: --task {task} trains on top of the classification runs, here: not with --measure-only or "
+               "--executor submitit"])
     if executor == "submitit" and no_throughput:
         _fail(["error: --no-throughput: params and FLOPs take seconds; measure them here (--executor local)"])
     if executor == "local" and (overrides or wait):
@@ -229,7 +238,8 @@ def run(
     for variants in loaded:
         for r, name in variants:
             _run_one(r, name, measure_only, steps, seeds, data_root, force, results,
-                     overrides if executor == "submitit" else None, wait, wait_locks, throughput=not no_throughput)
+                     overrides if executor == "submitit" else None, wait, wait_locks, throughput=not no_throughput,
+                     task=task)
         from .dist import is_main
 
         if sweeps and is_main():
@@ -253,7 +263,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optional[str], seeds: Optional[str],
              data_root: Optional[str], force: bool, results: Path, overrides: Optional[dict[str, Any]],
-             wait: bool, wait_locks: bool, throughput: bool = True) -> None:
+             wait: bool, wait_locks: bool, throughput: bool = True, task: str = "classification") -> None:
     """`ablab run` for one loaded recipe: in this process, or as submitit jobs when `overrides` (the command line's
     cluster options over the recipe's cluster: block) is given."""
     import dataclasses
@@ -280,7 +290,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     world = cluster.nodes * cluster.tasks_per_node if cluster is not None else world_size()  # processes per run
     try:  # jobs measure on their own nodes, so only a local run checks this machine's measurement
         preflight(r, profile, ids, data_root, world, train=not measure_only,
-                  measure_here=cluster is None and throughput)
+                  measure_here=cluster is None and throughput, task=task)
     except PreflightError as e:
         _fail([f"error: {e}"])
     store = Store(results)
@@ -297,7 +307,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         try:
             summary = run_recipe(r, profile, store, chosen, force, log=progress.print, train_steps=not measure_only,
                                  seeds=seed_list, data_root=data_root, progress=progress, wait_locks=wait_locks,
-                                 throughput=throughput)
+                                 throughput=throughput, task=task)
         except KeyboardInterrupt:
             _fail(["interrupted: finished work and the last epoch checkpoints are kept; run the same command to "
                    "resume"], code=130)

@@ -21,7 +21,7 @@ from .overrides import Override, variant
 from .paper.section import Section, load_sections
 from .schema import Problems, SchemaError, did_you_mean, load
 from .store.paths import identifier_problem
-from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TrainConfig,
+from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TaskConfig, TrainConfig,
                        visible_count)
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
@@ -30,7 +30,7 @@ PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "top5", "miou")
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster", "regenerates")
 STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "train_at", "expect")
 EXPECT = ("better", "worse")  # a calibration step's expected verdict against its parent
-PROFILE_KEYS = ("extends", "scale", "num_classes", "measure", "train", "seeds")
+PROFILE_KEYS = ("extends", "scale", "num_classes", "measure", "train", "seeds", "task")
 PROFILE_FILE_SUFFIXES = (".yaml", ".yml")
 PROFILES_DIR = "profiles"  # shared profile files live in a directory of this name beside the recipes
 ANALYSIS_KEYS = ("attention_variance",)
@@ -310,9 +310,12 @@ def _profiles(p: Problems, value: Any) -> dict[str, Profile]:
         if classes is not None and known is not None and classes != known:
             p.add(k + ("num_classes",), f"{classes} classes, but dataset '{train.data.name}' has {known}")
         seeds = _seeds(p, body["seeds"], k + ("seeds",), 1) if "seeds" in body else ()
+        task = _load(p, TaskConfig, body.get("task") or {}, k + ("task",))
+        if "task" in body and not trains:
+            p.add(k + ("task",), "a dense task starts from each step's classification run: the profile needs train:")
         if len(p) == before:
             out[str(name)] = Profile(str(name), scale, classes if classes is not None else known, measure, train, seeds,
-                                     trains)
+                                     trains, task)
     return out
 
 

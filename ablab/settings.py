@@ -258,6 +258,72 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DenseDataConfig:
+    """Images with per-pixel classes for a dense task: `scenes` is generated (ShapeTex objects in scenes,
+    `ablab.data.scenes`: train_size and val_size of them from `seed`, no root)."""
+
+    name: Literal["scenes"] = "scenes"
+    train_size: int = 2000
+    val_size: int = 500
+    seed: int = 0
+    max_objects: int = 4  # objects per scene, 1 to this many
+    radius: tuple[float, float] = (0.0625, 0.25)  # objects' radii, log-uniform between these fractions of the side
+
+    def problems(self) -> list[Problem]:
+        out = _at_least(self, ("train_size", "val_size", "max_objects"), 1) + _not_negative(self, ("seed",))
+        if len(self.radius) != 2 or not 0 < self.radius[0] <= self.radius[1] <= 0.5:
+            out.append(("radius", f"[low, high] with 0 < low <= high <= 0.5 of the side is required, got "
+                                  f"{list(self.radius)}"))
+        if self.train_size > 1_000_000 or self.val_size > 1_000_000 or self.max_objects > 64:
+            out.append(("train_size", "at most 1,000,000 scenes of at most 64 objects"))
+        return out
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Semantic segmentation with a step as the backbone: UperNet and the auxiliary FCN head over its feature maps
+    (`ablab.dense.segmenter`), trained end to end with AdamW, a linear warm-up and mmsegmentation's poly decay, at
+    `img_size` px. The defaults are Swin's and HiViT's ADE20K setting: 160k iterations of 16 crops of 512 px (127
+    epochs of ADE20K's 20,210 images), lr 6e-5, weight decay 0.01, 1,500 warm-up iterations (1.2 epochs), poly
+    power 1, UperNet of 512 channels, auxiliary head of 256 at weight 0.4."""
+
+    epochs: int = 127
+    batch_size: int = 16
+    lr: float = 6e-5
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.2
+    power: float = 1.0
+    img_size: int = 512
+    channels: int = 512
+    aux_channels: int = 256
+    aux_weight: float = 0.4
+    data: DenseDataConfig = field(default_factory=DenseDataConfig)
+
+    def problems(self) -> list[Problem]:
+        out = _at_least(self, ("epochs", "batch_size", "img_size", "channels", "aux_channels"), 1)
+        out += _not_negative(self, ("weight_decay", "warmup_epochs", "aux_weight"))
+        if self.lr <= 0 or self.power <= 0:
+            out.append(("lr", f"lr and power must be positive, got {self.lr} and {self.power}"))
+        if self.warmup_epochs > self.epochs:
+            out.append(("warmup_epochs", f"{self.warmup_epochs} warm-up epochs of {self.epochs}"))
+        if self.batch_size > self.data.train_size:
+            out.append(("batch_size", f"{self.batch_size} is more than the {self.data.train_size} training scenes"))
+        if self.img_size % 32:
+            out.append(("img_size", f"the maps reach stride 32: a multiple of 32 px is required, got {self.img_size}"))
+        return out
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The dense tasks a profile can run with every step as the backbone (`ablab run --task`): its `task:` block."""
+
+    segmentation: Optional[SegmentationConfig] = None
+
+
+TASKS = ("classification", "segmentation")  # what `ablab run --task` takes; classification is every profile's
+
+
+@dataclass(frozen=True)
 class Scale:
     """A profile's shrink of every step: image size, factors for patch sizes, widths and depths, and a clip
     model's frames."""
@@ -399,5 +465,6 @@ class Profile:
     seeds: tuple[int, ...] = ()  # training seeds `ablab run` uses when given no --seeds
     trains: bool = True  # False: the profile has no `train:` block and only measures (its head: num_classes, or
     # the spec's own)
+    task: TaskConfig = TaskConfig()  # dense tasks on top of the classification runs (`ablab run --task`)
     of: str = ""  # a variant's profile: the one its command-line overrides change (`ablab.overrides`)
     overrides: tuple[tuple[str, Any], ...] = ()  # a variant's (field path, value) pairs

@@ -27,6 +27,16 @@ def assert_every_step_runs(recipe, profile: str, batch: int = 2, img_size: Optio
         assert out.shape == (batch, spec.num_classes), step.id
 
 
+def perturbed(model: torch.nn.Module, scale: float = 0.02) -> torch.nn.Module:
+    """`model` in eval mode with every weight moved by seeded noise, so that a mapping that drops or swaps any
+    tensor shows in the outputs."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model.eval()
+
+
 def tiny_vit(**changes) -> ArchSpec:
     """A 32px ViT small enough to build and run in milliseconds."""
     spec = ArchSpec(stages=(Stage(depth=2, dim=32, heads=2),), img_size=32, patch_size=8, num_classes=10)

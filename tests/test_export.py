@@ -20,7 +20,7 @@ from ablab.engine.supervised import evaluate
 from ablab.recipe import load_recipe
 from ablab.runs.trained import NotTrained, export
 
-from .conftest import TINY_TRAINED
+from .conftest import TINY_TRAINED, perturbed
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 RECIPE = "name: handed\n" + TINY_TRAINED
@@ -78,11 +78,7 @@ def test_swin_b_step_exported_to_timm_gives_timms_logits(tmp_path):
     """Step (d) of vit_to_swin is Swin-B: its (perturbed) weights written for timm load into timm's
     swin_base_patch4_window7_224 through pretrained_cfg_overlay, and the logits agree."""
     spec = load_recipe(RECIPES / "vit_to_swin.yaml").specs["d"]
-    torch.manual_seed(0)
-    model = build(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    model = perturbed(build(spec))
     how = export(model, "timm", tmp_path / "d.pth")
     assert how.startswith("timm.create_model('swin_base_patch4_window7_224'")
     ref = timm.create_model("swin_base_patch4_window7_224", pretrained=True, num_classes=1000,
@@ -98,11 +94,7 @@ def test_shrunk_steps_export_to_timm_models_of_their_sizes(tmp_path, recipe, ste
     names them as keyword arguments, and timm.create_model with them loads the (perturbed) weights and gives our
     logits."""
     spec = load_recipe(RECIPES / recipe).spec(step, "cpu")
-    torch.manual_seed(0)
-    model = build(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    model = perturbed(build(spec))
     how = export(model, "timm", tmp_path / "s.pth")
     name, kwargs = how.split("'")[1], how[how.index("num_classes"):how.index(", pretrained_cfg_overlay")]
     assert f"img_size={spec.img_size}" in kwargs and f"patch_size={spec.patch_size}" in kwargs

@@ -15,16 +15,14 @@ from ablab.interop.init import InitError, initialise, describe
 from ablab.interop.timm import from_official, from_timm
 from ablab.recipe import load_recipe
 
+from .conftest import perturbed
+
 RECIPE = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "vit_to_swin.yaml")
 
 
 def timm_checkpoint(name: str, path: Path) -> torch.nn.Module:
     """timm's `name` with every weight perturbed, saved as timm saves a state dict."""
-    torch.manual_seed(0)
-    ref = timm.create_model(name, pretrained=False).eval()
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    ref = perturbed(timm.create_model(name, pretrained=False))
     torch.save(ref.state_dict(), path)
     return ref
 
@@ -108,14 +106,6 @@ steps:
     save_checkpoint(start, {"model": build(dataclasses.replace(spec, num_classes=7)).state_dict()}, 0)
     again = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
     assert "initialised from" in again.output  # a new file: the run is redone, not skipped
-
-
-def perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model.eval()
 
 
 def test_official_hiera_checkpoints_fine_tuned_and_mae_pretrained(tmp_path):

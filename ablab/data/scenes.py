@@ -45,8 +45,10 @@ class Scenes:
         return len(self.images)
 
 
-def make_scenes(n: int, seed: int, img_size: int = 64, max_objects: int = 4) -> Scenes:
-    """`n` scenes of `img_size` px with 1 to `max_objects` objects each, the same for the same seed."""
+def make_scenes(n: int, seed: int, img_size: int = 64, max_objects: int = 4,
+                radius: tuple[float, float] = (1 / 16, 1 / 4)) -> Scenes:
+    """`n` scenes of `img_size` px with 1 to `max_objects` objects each, radii log-uniform in `radius` (fractions
+    of the side), the same for the same seed."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -57,7 +59,8 @@ def make_scenes(n: int, seed: int, img_size: int = 64, max_objects: int = 4) -> 
     col = lambda t: t.view(n, 1, 1)  # noqa: E731
     count = torch.randint(1, m + 1, (n,), generator=g)
     classes = torch.randint(0, NUM_CLASSES, (n, m), generator=g)
-    radius = s / 16 * 4 ** rand(n, m)
+    low, high = radius
+    radius = s * low * (high / low) ** rand(n, m)
     cx, cy = radius + (s - 2 * radius) * rand(n, m), radius + (s - 2 * radius) * rand(n, m)
     rot, angle, period, colour = 2 * math.pi * rand(n, m), math.pi * rand(n, m), 4.0 + rand(n, m), rand(n, m, 3)
 

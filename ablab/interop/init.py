@@ -49,23 +49,34 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 def initialise(model: Net, path: Path, fmt: Format = "timm") -> dict[str, list[str]]:
     """Load `path` into `model` in place; returns the report {'interpolated': [...], 'resized': [...],
-    'left_at_init': [...], 'dropped': [...]} of keys that did not load as they were. InitError lists every key that does not fit."""
+    'left_at_init': [...], 'dropped': [...]} of keys that did not load as they were. InitError lists every key that
+    does not fit."""
     spec = model.spec
-    state = read_state(path)
-    report: dict[str, list[str]] = {"interpolated": [], "resized": [], "left_at_init": [], "dropped": []}
+    state, dropped = read_state(path), []
     if fmt in ("timm", "official"):
         family = timm_family(spec)
         if family is None:
             raise InitError(f"{path}: timm has no family of this step's architecture (ViT, DeiT, Swin, MViTv2, Hiera)")
         if fmt == "official":
             try:
-                state, report["dropped"] = from_official(state, family)
+                state, dropped = from_official(state, family)
             except ValueError as e:
                 raise InitError(f"{path}: {e}") from None
         state = from_timm(state, spec, family)
+    unset = ("head.", "norm.") if dropped else ("head.",)  # what a pre-training checkpoint lacks
+    return {**fit_state(model, state, str(path), unset), "dropped": dropped}
+
+
+def fit_state(model: Net, state: dict[str, torch.Tensor], where: str,
+              unset: tuple[str, ...] = ("head.",)) -> dict[str, list[str]]:
+    """Load `state` (our key names) into `model` in place, the same architecture at another input size or class
+    count: position embeddings interpolated, relative position tables resized, keys under `unset` prefixes the state
+    lacks or shapes otherwise left at initialisation. Returns what did not load as it was; InitError (naming
+    `where`) lists every key that does not fit."""
+    spec = model.spec
     ours = model.state_dict()
     buffers = {name for name, _ in model.named_buffers()}
-    unset = ("head.", "norm.") if report["dropped"] else ("head.",)  # what a pre-training checkpoint lacks
+    report: dict[str, list[str]] = {"interpolated": [], "resized": [], "left_at_init": []}
     fitted, problems = {}, []
     for key, value in state.items():
         if key not in ours:
@@ -90,7 +101,7 @@ def initialise(model: Net, path: Path, fmt: Format = "timm") -> dict[str, list[s
     missing = [k for k in ours if k not in state and k not in buffers and not k.startswith(unset)]
     problems += [f"missing {k} {tuple(ours[k].shape)}" for k in missing]
     if problems:
-        raise InitError(f"{path} does not fit this step's model ({len(problems)} keys): " + "; ".join(problems))
+        raise InitError(f"{where} does not fit this step's model ({len(problems)} keys): " + "; ".join(problems))
     report["left_at_init"] += [k for k in ours if k.startswith(unset) and k not in state and k not in buffers]
     model.load_state_dict({**ours, **fitted})
     return report

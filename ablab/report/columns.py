@@ -73,6 +73,9 @@ COLUMNS = (
     Column("pt_peak_mb", "pt peak MB", ("pretrain_peak_mb",), integer),
     Column("ref_top1", "reference top-1", ("reference",), numeric=True),
     Column("paper_top1", "paper top-1", (), cited),
+    Column("miou", "mIoU", (), numeric=True),
+    Column("d_miou", "Δ mIoU [95% CI]", (), numeric=True),
+    Column("miou_verdict", "mIoU verdict"),
     Column("paper_miou", "paper mIoU", (), cited),
     Column("status", "status"),
 )

@@ -35,13 +35,15 @@ def _order(text: str) -> tuple[int, float, str]:
 
 
 def build_sweep(profile: str, summaries: list[Path]) -> Table:
-    """One row per (step, variant), steps in recipe order, variants ordered by their values; a column per field
-    whose value differs between variants, fields set alike named in the caption."""
+    """One row per (step, variant) of the steps some variant ran, steps in recipe order, variants ordered by their
+    values; a column per field whose value differs between variants, fields set alike named in the caption."""
     frames = [read_summary(s).assign(variant=s.parent.name) for s in summaries]
     df = pd.concat(frames, ignore_index=True)
     fields = sorted({c for f in frames for c in f if c.startswith(SET_PREFIX)})
     swept = [c for c in fields if df[c].nunique(dropna=False) > 1]
     fixed = [f"{c[len(SET_PREFIX):]}={df[c].iloc[0]}" for c in fields if c not in swept]
+    ran = set(df.loc[df["status"] != "missing", "step"])
+    df = df[df["step"].isin(ran)]  # steps none of the variants ran (`--steps`) are left out
     order = {step: i for i, step in enumerate(frames[0]["step"])}
     df["order"] = df["step"].map(lambda s: order.get(s, len(order)))
     df = df.sort_values(["order", *swept], key=lambda col: col.map(_order) if col.name in swept else col,

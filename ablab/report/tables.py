@@ -14,7 +14,7 @@ import pandas as pd
 from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
 from ..stats import MAX_SEEDS
-from ..store.summary import read_summary, row_delta, row_top1
+from ..store.summary import read_summary, row_delta, row_mean, row_top1
 from .columns import BY_NAME, Column
 from .dataset import classes, step_frames, top5_informative
 from .latex import to_latex
@@ -80,6 +80,10 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
             hidden.append(header("top5"))
     if reference is not None:
         out[header("ref_top1")] = _reference_top1(df, reference)
+    if df["miou"].notna().any():  # the steps as segmentation backbones (`ablab run --task segmentation`)
+        out[header("miou")] = [row_mean(df, i, "miou") for i in df.index]
+        out[header("d_miou")] = [_delta(df, i, "miou") for i in df.index]
+        out[header("miou_verdict")] = df["miou_verdict"]
     for name in PAPER_ONLY:
         if f"paper_{name}" in df:
             out[header(f"paper_{name}")] = df[f"paper_{name}"]
@@ -144,9 +148,10 @@ def _percent(share: float) -> str:
     return "" if pd.isna(share) else f"{100 * share:.1f}%"
 
 
-def _delta(df: pd.DataFrame, i: int) -> str:
-    delta = row_delta(df, i)
+def _delta(df: pd.DataFrame, i: int, metric: str = "top1") -> str:
+    delta = row_delta(df, i, metric)
     return "" if delta is None else str(delta)
+
 
 
 def _needed(value: float) -> str:

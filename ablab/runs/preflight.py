@@ -3,9 +3,11 @@ batches the processes can share, the dataset's path -- so a run never stops on t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
+from ..arch.spec import SpecError, check
 from ..recipe import Recipe
 from ..settings import Setting
 
@@ -17,7 +19,7 @@ class PreflightError(ValueError):
 
 
 def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optional[str], world: int, train: bool,
-              measure_here: bool) -> None:
+              measure_here: bool, task: str = "classification") -> None:
     """Raise PreflightError unless `steps` of `recipe` can run at `profile` with `world` processes per run:
     the profile's measurement on this machine (when it measures here), every step's (pre-)training batch split
     over the processes, its init checkpoint's file, and the first step's dataset."""
@@ -26,6 +28,8 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     from ..cost.throughput import MeasureError, resolve_setting
 
     where = f"{recipe.path}: profile '{profile}'"
+    if task == "segmentation":
+        _dense(recipe, profile, steps, world, where)
     if train and not recipe.profiles[profile].trains:
         raise PreflightError(f"{where} has no train: block: it only measures (params, FLOPs, throughput); run it with "
                              "--measure-only, or choose a profile that trains")
@@ -93,3 +97,23 @@ def available_bytes(device: str) -> int:
     except OSError:
         pass
     return 1 << 62
+
+
+def _dense(recipe: Recipe, profile: str, steps: list[str], world: int, where: str) -> None:
+    """PreflightError unless the profile has a segmentation setting and every step gives 2D feature maps."""
+    from ..dense.backbone import BackboneError, levels
+
+    cfg = recipe.profiles[profile].task.segmentation
+    if cfg is None:
+        raise PreflightError(f"{where} has no task: {{segmentation: ...}} block: --task segmentation needs its "
+                             "settings (docs/recipes.md, 'Dense tasks')")
+    if world > 1:
+        raise PreflightError("--task segmentation runs in one process; launch it without torchrun")
+    for step in steps:
+        spec = dataclasses.replace(recipe.spec(step, profile), img_size=cfg.img_size)
+        try:
+            check(spec)
+            levels(spec)
+        except (BackboneError, SpecError) as e:
+            raise PreflightError(f"{where}: step {step} at {cfg.img_size} px cannot be a segmentation backbone: "
+                                 f"{e}") from None

@@ -185,9 +185,10 @@ class RunProgress:
 
 
 def epoch_line(row: dict[str, Any], epochs: int, unit: str = "im/s") -> str:
-    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (pre-training rows give their peak memory; clip
-    models' speed in clips/s)."""
-    score = f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else f"peak {row['peak_mb']} MB"
+    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (segmentation rows give their mIoU, pre-training rows
+    their peak memory; clip models' speed in clips/s)."""
+    score = (f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else f"val mIoU {row['val_miou']:.2f}%"
+             if "val_miou" in row else f"peak {row['peak_mb']} MB")
     return f"epoch {row['epoch'] + 1}/{epochs}: loss {row['loss']:.4f}, {score}, {row['images_per_s']} {unit}"
 
 

@@ -37,9 +37,9 @@ from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..numbers import significant
 from ..settings import Setting, TrainConfig
-from ..store.keys import measure_key, pretrain_key, structure_key, train_key
+from ..store.keys import measure_key, pretrain_key, segment_key, structure_key, train_key
 from ..store.lock import Locked, RunLock
-from ..store.paths import Store
+from ..store.paths import SEGMENTATION_DIR, Store
 from ..store.state import CHECKPOINT, epoch_progress, finished_epochs
 from ..store.summary import setting_label, write_summary
 from .estimate import duration
@@ -125,12 +125,13 @@ def run_recipe(
     measure_steps: bool = True,
     wait_locks: bool = False,
     throughput: bool = True,
+    task: str = "classification",
 ) -> Path:
     """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path
     of the summary CSV. A job that trains one seed of a step already measured by another job passes
     `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
     holds (RunLock) is skipped with a message, or waited for with `wait_locks`. Without `throughput`, params and
-    FLOPs only."""
+    FLOPs only. `task` segmentation also trains each finished seed run as a segmentation backbone."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
     dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     main = dist.is_main()
@@ -154,6 +155,8 @@ def run_recipe(
                            wait_locks, log) as mine:
                     metrics = (_train(recipe, step, profile, store, seed, force, data_root, log, progress)
                                if mine else {})
+                    if mine and task == "segmentation" and main:
+                        _segment(recipe, step, profile, store, seed, force, data_root, log, progress)
                 if main:
                     write_summary(recipe, profile, store)
                 progress.advance(metrics.get("epoch_wall_seconds"))
@@ -332,6 +335,43 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
     if dist.is_main():
         write_json_atomic(metrics_path, metrics)
     return metrics
+
+
+def _segment(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, force: bool,
+             data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> None:
+    """The step's seed run as a segmentation backbone, into its `segmentation/`: the finished classification run's
+    weights (the EMA's where it kept one) under UperNet; skipped when done under the same key, resumed when not."""
+    from ..engine.segment import train_segmentation
+
+    spec, cfg = recipe.spec(step.id, profile), recipe.profiles[profile].task.segmentation
+    run_dir = store.seed_dir(recipe.name, profile, step.id, seed)
+    out, name = run_dir / SEGMENTATION_DIR, f"[{step.id}] seed {seed}: segmentation"
+    classified = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    if classified.get("status") != "done":
+        log(f"{name}: not run, the classification run it starts from is not done")
+        return
+    key = segment_key(classified["key"], cfg)
+    if not force and _current(out / "metrics.json", key, log):
+        log(f"{name}: mIoU {read_json(out / 'metrics.json').get('miou')} earlier, skipped (--force re-runs)")
+        return
+    fresh = _start_over(out, key, force, (CHECKPOINT, "seg_log.csv", "metrics.json"), log)
+    if not fresh and (out / CHECKPOINT).is_file():
+        log(f"{name}: resuming from its checkpoint after {epoch_progress(out)}")
+    write_json_atomic(out / "run.json", {"key": key, "step": step.id, "seed": seed, "segmentation": asdict(cfg),
+                                         "versions": provenance()})
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    base = {"key": key, "step": step.id, "seed": seed, "profile": profile, "versions": provenance()}
+    began = time.perf_counter()
+    try:
+        progress.begin_epochs(name, cfg.epochs, finished_epochs(out / CHECKPOINT))
+        result = train_segmentation(spec, cfg, out, seed, state.get("ema", state["model"]), progress.engine_callbacks())
+        metrics = {**base, "status": "done", **result}
+        log(f"{name}: mIoU {result['miou']:.2f}%, pixel accuracy {result['pixel_acc']:.2f}% in "
+            f"{duration(time.perf_counter() - began)}")
+    except (Diverged, InitError) as e:
+        metrics = {**base, "status": "failed", "reason": str(e)}
+        log(f"{name}: FAILED: {e}")
+    write_json_atomic(out / "metrics.json", metrics)
 
 
 def _initialised(step: Step, spec: ArchSpec, cfg: TrainConfig, seed: int,

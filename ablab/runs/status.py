@@ -7,13 +7,16 @@ import csv
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..recipe import Recipe
 from ..store.paths import Store
 from ..store.state import SUBMITTED_FILE, RunState, run_state
 from ..stats import CONFIDENCE, MAX_SEEDS
-from ..store.summary import read_rows, read_summary, row_delta, row_top1, run_key
+from ..store.summary import read_rows, read_summary, row_delta, row_mean, row_top1, run_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, ...]) -> list[str]:
@@ -44,7 +47,8 @@ def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, .
 
 def step_table(summary: Path) -> list[str]:
     """Per step, from summary.csv: its label, top-1 (mean ± std), n, the paired change against the parent with its
-    95% interval, the verdict, the seeds 80% power would need, and its status."""
+    95% interval, the verdict, the seeds 80% power would need, its status, and mIoU with its change where the steps
+    were segmentation backbones."""
     df = read_summary(summary)
     table = [("step", "model", "top-1", "n", "Δ vs parent [95% CI]", "verdict", "seeds for 80% power", "status")]
     for i in df.index:
@@ -55,8 +59,17 @@ def step_table(summary: Path) -> list[str]:
                       "" if delta is None else f"{delta} vs {df.at[i, 'parent']}", df.at[i, "verdict"],
                       "" if needed != needed else (f">{MAX_SEEDS}" if needed > MAX_SEEDS else str(int(needed))),
                       df.at[i, "status"]))
+    if df["miou"].notna().any():  # the steps as segmentation backbones, beside
+        table = [row + (("mIoU", "Δ mIoU [95% CI]", "mIoU verdict") if i == 0 else _miou_cells(df, i - 1))
+                 for i, row in enumerate(table)]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+
+
+def _miou_cells(df: pd.DataFrame, i: int) -> tuple[str, str, str]:
+    """Row i's mIoU (mean ± std over its seeds), paired change against its parent, verdict; '' where none."""
+    delta = row_delta(df, i, "miou")
+    return row_mean(df, i, "miou"), "" if delta is None else str(delta), df.at[i, "miou_verdict"]
 
 
 def chance_warnings(recipe: Recipe, profile: str, store: Store) -> list[str]:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ..arch.spec import ArchSpec, canonical
-from ..settings import REMOVED, Setting, TrainConfig
+from ..settings import REMOVED, SegmentationConfig, Setting, TrainConfig
 
 MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
 
@@ -75,3 +75,9 @@ def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Everything that determines a pre-training's encoder: spec, pre-training settings, images, seed."""
     return _digest({"spec": canonical(spec).to_dict(), "pretrain": settings_data(cfg.pretrain),
                     "data": dataclasses.asdict(cfg.data), "seed": seed})
+
+
+def segment_key(train: str, cfg: SegmentationConfig) -> str:
+    """Everything that determines a segmentation run: the classification run it starts from (its key) and the
+    segmentation settings."""
+    return _digest({"train": train, "segmentation": settings_data(cfg)})

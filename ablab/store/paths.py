@@ -25,7 +25,8 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}")
 # a profile run with command-line overrides (`ablab.overrides.variant`): 'cpu+train.lr=0.001'
 VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}(\+[A-Za-z_][A-Za-z0-9_.]{0,99}=[A-Za-z0-9_.+-]{1,24})+")
 MAX_VARIANT = 240  # characters: a directory name holds 255 bytes
-RESERVED = frozenset({"submitit", "pretrain"})
+SEGMENTATION_DIR = "segmentation"  # in a seed run: the step as a segmentation backbone (`ablab run --task`)
+RESERVED = frozenset({"submitit", "pretrain", SEGMENTATION_DIR})
 FILE_SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf", ".json", ".pt", ".tmp", ".lock", ".log")
 
 

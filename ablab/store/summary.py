@@ -21,8 +21,8 @@ from ..arch.spec import DESIGN_COLUMNS, design_columns
 from ..cost.fidelity import StepFidelity, fidelity
 from ..io import CorruptFile, read_json, write_text_atomic
 from ..stats import Delta, SeedStats, paired_delta, seed_stats
-from .keys import train_key
-from .paths import Store
+from .keys import segment_key, train_key
+from .paths import SEGMENTATION_DIR, Store
 from .state import describe, run_state
 
 if TYPE_CHECKING:
@@ -42,15 +42,19 @@ TRAIN_COLUMNS = ["top1", "top1_std", "top1_n", "top1_by_seed", "top5", "d_top1",
 DELTA_COLUMNS = ["d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "verdict", "seeds_needed"]
 # a shrunk profile's params and FLOPs ratios to the parent beside the paper scale's, and their drift (cost.fidelity)
 FIDELITY_COLUMNS = ["params_x", "paper_params_x", "flops_x", "paper_flops_x", "drift"]
+# the step as a segmentation backbone (`ablab run --task segmentation`): mIoU over seeds and its paired change
+SEGMENTATION_COLUMNS = ["miou", "miou_std", "miou_n", "miou_by_seed", "d_miou", "d_miou_lo", "d_miou_hi", "d_miou_n",
+                        "miou_verdict", "miou_status"]
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "peak_gmacs", "top1", "top1_std", "top1_n",
            "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "seeds_needed", "train_hours", "pretrain_hours",
-           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "throughput_lo", "throughput_hi",
+           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "miou", "miou_std", "miou_n", "d_miou",
+           "d_miou_lo", "d_miou_hi", "d_miou_n", "throughput_lo", "throughput_hi",
            "throughput_rounds", "classes")
 VARIANT_COLUMN = "variant_of"  # a variant's profile; its overrides follow in `set.<field>` columns (`overrides`)
 SET_PREFIX = "set."
 TEXT = (VARIANT_COLUMN, "step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
-        "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect", "machine", "load")
+        "top1_by_seed", "verdict", "seeds", "status", "miou_by_seed", "miou_verdict", "miou_status", "pretrain", "expect", "machine", "load")
 
 
 def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
@@ -132,12 +136,19 @@ def row_top1(df: pd.DataFrame, i: int) -> str:
     return str(SeedStats(mean, None if _missing(std) else std, n))
 
 
-def row_delta(df: pd.DataFrame, i: int) -> Optional[Delta]:
-    """Row i's paired change against its parent, as the summary recorded it (None where it has none)."""
-    if _missing(df.at[i, "d_top1"]) or _missing(df.at[i, "d_top1_n"]):
+def row_mean(df: pd.DataFrame, i: int, metric: str) -> str:
+    """Row i's `metric` (miou) as 'mean ± std' over its seeds ('mean' for one), '' where there is none."""
+    mean, std, n = df.at[i, metric], df.at[i, f"{metric}_std"], df.at[i, f"{metric}_n"]
+    return "" if _missing(mean) else str(SeedStats(mean, None if _missing(std) else std, int(n)))
+
+
+def row_delta(df: pd.DataFrame, i: int, metric: str = "top1") -> Optional[Delta]:
+    """Row i's paired change of `metric` against its parent, as the summary recorded it (None where it has none)."""
+    d = f"d_{metric}"
+    if _missing(df.at[i, d]) or _missing(df.at[i, f"{d}_n"]):
         return None
-    lo, hi = df.at[i, "d_top1_lo"], df.at[i, "d_top1_hi"]
-    return Delta(df.at[i, "d_top1"], int(df.at[i, "d_top1_n"]), lo=None if _missing(lo) else lo,
+    lo, hi = df.at[i, f"{d}_lo"], df.at[i, f"{d}_hi"]
+    return Delta(df.at[i, d], int(df.at[i, f"{d}_n"]), lo=None if _missing(lo) else lo,
                  hi=None if _missing(hi) else hi)
 
 
@@ -179,11 +190,18 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         if step.expect:
             row["expect"] = step.expect
         row.update(_variant_columns(recipe, profile))
+        if recipe.profiles[profile].task.segmentation is not None and row.get("status") != "missing":
+            row.update(_segmentation_summary(store, recipe, profile, step.id))
         rows.append(row)
     by_seed = {row["step"]: top1_by_seed(row) for row in rows}
+    by_seed_miou = {row["step"]: by_seed_of(row, "miou_by_seed") for row in rows}
     for row in rows:
         delta = paired_delta(by_seed[row["step"]], by_seed.get(row["parent"], {})) if row["parent"] else None
         row.update(delta_columns(delta))
+        if row.get("miou_by_seed"):
+            delta = (paired_delta(by_seed_miou[row["step"]], by_seed_miou.get(row["parent"], {})) if row["parent"]
+                     else None)
+            row.update(delta_columns(delta, "miou"))
     return write_rows(path, rows, paper_cols)
 
 
@@ -220,9 +238,11 @@ def columns(rows: list[dict[str, Any]], paper: list[str]) -> list[str]:
     pretrain = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
     shrunk = FIDELITY_COLUMNS if any(row.get("drift") not in (None, "") for row in rows) else []
     expect = ["expect"] if any(row.get("expect") for row in rows) else []
+    segmentation = SEGMENTATION_COLUMNS if any(row.get("miou_status") for row in rows) else []
     settings = sorted({k for row in rows for k in row if k.startswith(SET_PREFIX)})
     variant = [VARIANT_COLUMN, *settings] if any(row.get(VARIANT_COLUMN) for row in rows) else []
-    return MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + expect + variant + pretrain + list(DESIGN_COLUMNS) + paper
+    return (MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + segmentation + expect + variant + pretrain + list(DESIGN_COLUMNS)
+            + paper)
 
 
 def _variant_columns(recipe: Recipe, profile: str) -> dict[str, Any]:
@@ -250,29 +270,37 @@ def write_rows(path: Path, rows: list[dict[str, Any]], paper: Optional[list[str]
     return path
 
 
+def by_seed_of(row: dict[str, Any], column: str) -> dict[int, float]:
+    """Seed -> value of a summary row's per-seed column ('0:49.300 1:50.100'), {} where it is blank."""
+    cell = str(row.get(column) or "")
+    return {int(seed): float(value) for seed, value in (item.split(":") for item in cell.split())}
+
+
 def top1_by_seed(row: dict[str, Any]) -> dict[int, float]:
     """Seed -> top-1 of a summary row: its `top1_by_seed` ('0:49.300 1:50.100'); a row written before that column
     existed gives its top-1 for its one seed, or nothing when it averaged several."""
-    cell = str(row.get("top1_by_seed") or "")
-    if cell:
-        return {int(seed): float(value) for seed, value in (item.split(":") for item in cell.split())}
+    if row.get("top1_by_seed"):
+        return by_seed_of(row, "top1_by_seed")
     seeds = str(row.get("seeds") or "").split()
     if len(seeds) == 1 and str(row.get("top1") or "") not in ("", "nan"):
         return {int(seeds[0]): float(row["top1"])}
     return {}
 
 
-def delta_columns(delta: Optional[Delta]) -> dict[str, Any]:
-    """The summary's columns of a paired difference (blank where it has none)."""
+def delta_columns(delta: Optional[Delta], metric: str = "top1") -> dict[str, Any]:
+    """The summary's columns of a paired difference of `metric` (top1, or miou: no power column), blank where it
+    has none."""
+    names = [f"d_{metric}", f"d_{metric}_lo", f"d_{metric}_hi", f"d_{metric}_n",
+             "verdict" if metric == "top1" else f"{metric}_verdict"] + (["seeds_needed"] if metric == "top1" else [])
     if delta is None:
-        return dict.fromkeys(DELTA_COLUMNS, "")
+        return dict.fromkeys(names, "")
 
     def rounded(x: Optional[float]) -> Any:
         return "" if x is None else round(x, 3)
 
-    return {"d_top1": rounded(delta.mean), "d_top1_lo": rounded(delta.lo), "d_top1_hi": rounded(delta.hi),
-            "d_top1_n": delta.n, "verdict": delta.verdict,
-            "seeds_needed": "" if delta.seeds_needed is None else delta.seeds_needed}
+    values = [rounded(delta.mean), rounded(delta.lo), rounded(delta.hi), delta.n, delta.verdict,
+              "" if delta.seeds_needed is None else delta.seeds_needed]
+    return dict(zip(names, values))
 
 
 def run_key(recipe: Recipe, profile: str, step: str, seed: int, run_dir: Path) -> Optional[str]:
@@ -304,6 +332,34 @@ def _seed_summary(store: Store, recipe: Recipe, profile: str, step: str) -> dict
                    train_hours=round(statistics.fmean(r["train_hours"] for r in done.values()), 5))
         out.update(_pretrain_summary(list(done.values())))
     out["status"] = "; ".join(describe(d, states[d]) for d in started if states[d].state != "done") or "done"
+    return out
+
+
+def _segmentation_summary(store: Store, recipe: Recipe, profile: str, step: str) -> dict[str, Any]:
+    """mIoU mean / std / n over a step's segmentation runs that are done under today's settings (those of its
+    classification runs' keys), and a status naming the others."""
+    cfg = recipe.profiles[profile].task.segmentation
+    found, others = {}, []
+    for seed in store.seeds_on_disk(recipe.name, profile, step):
+        run_dir = store.seed_dir(recipe.name, profile, step, seed)
+        path = run_dir / SEGMENTATION_DIR / "metrics.json"
+        key = run_key(recipe, profile, step, seed, run_dir)
+        try:
+            m = read_json(path) if path.is_file() else {}
+        except CorruptFile:
+            m = {}
+        if m.get("status") == "done" and key is not None and m.get("key") == segment_key(key, cfg):
+            found[seed] = m["miou"]
+        elif (run_dir / SEGMENTATION_DIR).is_dir():
+            others.append(f"seed {seed}: {m.get('status') if m.get('key') == segment_key(key or '', cfg) else 'stale'}"
+                          if m else f"seed {seed}: unfinished")
+    if not found and not others:
+        return {"miou_status": "not run"}
+    out: dict[str, Any] = {"miou_status": "; ".join(others) or "done"}
+    if found:
+        stats = seed_stats(list(found.values()))
+        out.update(miou=round(stats.mean, 3), miou_std="" if stats.std is None else round(stats.std, 3),
+                   miou_n=stats.n, miou_by_seed=" ".join(f"{seed}:{v:.3f}" for seed, v in found.items()))
     return out
 
 

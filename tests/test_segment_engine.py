@@ -1,0 +1,55 @@
+"""Segmentation training of a step as a backbone: the classification weights fitted to the dense input size, and
+a run resumed after an interruption ending where an uninterrupted one ends. (That the head learns: test_segmentation.)"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ablab.arch.build import build
+from ablab.engine.loop import Progress
+from ablab.engine.segment import train_segmentation
+from ablab.engine.schedule import poly_lr_at
+from ablab.interop.init import InitError
+from ablab.io import load_checkpoint
+from ablab.settings import DenseDataConfig, SegmentationConfig
+
+from .conftest import tiny_vit
+
+SPEC = tiny_vit(class_token=False, pool="avg", patch_size=4, img_size=32)
+SPEC = dataclasses.replace(SPEC, stages=(dataclasses.replace(SPEC.stages[0], pos_embed=True),))
+SMALL = SegmentationConfig(epochs=2, batch_size=8, lr=2e-3, warmup_epochs=0.2, img_size=64, channels=16,
+                           aux_channels=8, data=DenseDataConfig(train_size=32, val_size=16))
+
+
+def test_the_poly_schedule_warms_up_then_falls_to_zero():
+    assert [round(poly_lr_at(s, 10, 2, 1.0, 1.0), 3) for s in (0, 1, 2, 5, 10)] == [0.5, 1.0, 0.8, 0.5, 0.0]
+
+
+def test_classification_weights_are_fitted_to_the_dense_input_size(tmp_path):
+    classifier = build(SPEC)
+    out = train_segmentation(SPEC, dataclasses.replace(SMALL, epochs=1), tmp_path / "seg", seed=0,
+                             backbone=classifier.state_dict())
+    assert out["backbone_fit"]["interpolated"] == ["stages.0.pos_embed (1, 64, 32) -> (1, 256, 32)"]
+    seg = load_checkpoint(tmp_path / "seg" / "checkpoint.pt")["model"]
+    block = "stages.0.blocks.0.attn.qkv.weight"
+    assert not torch.equal(seg[f"backbone.net.{block}"], classifier.state_dict()[block])  # loaded, then trained
+    other = build(dataclasses.replace(SPEC, stages=(dataclasses.replace(SPEC.stages[0], dim=16, heads=1),)))
+    with pytest.raises(InitError, match="does not fit"):
+        train_segmentation(SPEC, SMALL, tmp_path / "other", seed=0, backbone=other.state_dict())
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+    full = train_segmentation(SPEC, SMALL, tmp_path / "full", seed=0)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_segmentation(SPEC, SMALL, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
+    resumed = train_segmentation(SPEC, SMALL, tmp_path / "cut", seed=0)
+    assert (resumed["miou"], resumed["pixel_acc"]) == (full["miou"], full["pixel_acc"])
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
