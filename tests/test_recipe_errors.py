@@ -168,7 +168,7 @@ def test_profile_seeds(write_recipe):
     assert errs == [f"{path}:4: profiles.paper.seeds: seeds repeat: [1, 1]"]
     path, errs = errors_of(write_recipe, GOOD.replace("paper: {}", "paper: {sedes: [1]}"))
     assert errs == [f"{path}:4: profiles.paper.sedes: unknown field 'sedes'; did you mean 'seeds'? "
-                    f"allowed: extends, scale, num_classes, measure, train, seeds"]
+                    f"allowed: extends, scale, num_classes, measure, train, seeds, task"]
 
 
 PRETRAIN = GOOD.replace("paper: {}", """cpu:

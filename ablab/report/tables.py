@@ -101,7 +101,9 @@ def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
             if seeds == [1] else f"; top-1 is the mean ± std over {_range(seeds)} seeds"
             + (" (n = 1: no std)" if 1 in seeds else "")
             + ", Δ the mean paired change against the parent with its 95% Student-t interval" if seeds else "")
-    return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}; paper numbers as cited in the "
+    dense = ("; mIoU: each seed run as a UperNet backbone (`--task segmentation`, the profile's task: data), mean ± "
+             "std over its seeds, Δ mIoU paired like top-1" if df["miou"].notna().any() else "")
+    return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}{dense}; paper numbers as cited in the "
             "recipe, paper throughput on the paper's own hardware. 'x root' is our throughput over the chain's "
             "first step, only where both were measured in the same setting on an idle machine and within its "
             "matmul peak; 'paper x root' the paper's.")
