@@ -37,6 +37,27 @@ def perturbed(model: torch.nn.Module, scale: float = 0.02) -> torch.nn.Module:
     return model.eval()
 
 
+def assert_resume_equals_uninterrupted(train, tmp_path: Path, metrics: tuple[str, ...]) -> None:
+    """`train(run_dir, progress)` run whole, and stopped by Ctrl-C after its first epoch then run again, ends with the
+    same `metrics` and the same weights."""
+    from ablab.engine.loop import Progress
+    from ablab.io import load_checkpoint
+
+    full = train(tmp_path / "full", None)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "cut", Progress(on_epoch=stop_after_first_epoch))
+    resumed = train(tmp_path / "cut", None)
+    assert [resumed[m] for m in metrics] == [full[m] for m in metrics]
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def tiny_vit(**changes) -> ArchSpec:
     """A 32px ViT small enough to build and run in milliseconds."""
     spec = ArchSpec(stages=(Stage(depth=2, dim=32, heads=2),), img_size=32, patch_size=8, num_classes=10)

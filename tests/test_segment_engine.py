@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from ablab.arch.build import build
-from ablab.engine.loop import Progress
 from ablab.engine.segment import train_segmentation
 from ablab.engine.schedule import poly_lr_at
 from ablab.interop.init import InitError
 from ablab.io import load_checkpoint
 from ablab.settings import DenseDataConfig, SegmentationConfig
 
-from .conftest import tiny_vit
+from .conftest import assert_resume_equals_uninterrupted, tiny_vit
 
 SPEC = tiny_vit(class_token=False, pool="avg", patch_size=4, img_size=32)
 SPEC = dataclasses.replace(SPEC, stages=(dataclasses.replace(SPEC.stages[0], pos_embed=True),))
@@ -40,16 +39,6 @@ def test_classification_weights_are_fitted_to_the_dense_input_size(tmp_path):
 
 
 def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
-    full = train_segmentation(SPEC, SMALL, tmp_path / "full", seed=0)
-
-    def stop_after_first_epoch(row):
-        if row["epoch"] == 0:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_segmentation(SPEC, SMALL, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
-    resumed = train_segmentation(SPEC, SMALL, tmp_path / "cut", seed=0)
-    assert (resumed["miou"], resumed["pixel_acc"]) == (full["miou"], full["pixel_acc"])
-    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_equals_uninterrupted(
+        lambda out, progress: train_segmentation(SPEC, SMALL, out, seed=0, progress=progress), tmp_path,
+        ("miou", "pixel_acc"))

@@ -25,7 +25,7 @@ from ablab.engine.optim import layer_ids, param_groups
 from ablab.engine.supervised import train
 from ablab.engine.schedule import lr_at
 
-from .conftest import tiny_vit
+from .conftest import assert_resume_equals_uninterrupted, tiny_vit
 
 SMALL = TrainConfig(epochs=3, batch_size=64, lr=2e-3, warmup_epochs=0.5,
                     data=DataConfig(train_size=512, val_size=256))
@@ -77,19 +77,8 @@ def test_training_loss_falls(tmp_path):
 
 def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     spec = tiny_vit(class_token=False, pool="avg")
-    full = train(spec, SMALL, tmp_path / "full", seed=0)
-
-    def stop_after_first_epoch(row):
-        if row["epoch"] == 0:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(spec, SMALL, tmp_path / "cut", seed=0, progress=Progress(on_epoch=stop_after_first_epoch))
-    resumed = train(spec, SMALL, tmp_path / "cut", seed=0)
-    assert (resumed["top1"], resumed["top5"]) == (full["top1"], full["top5"])
-    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_equals_uninterrupted(lambda out, progress: train(spec, SMALL, out, seed=0, progress=progress),
+                                       tmp_path, ("top1", "top5"))
 
 
 def test_seeds_differ_and_repeat(tmp_path):
