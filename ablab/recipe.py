@@ -208,9 +208,9 @@ def _extend(p: Problems, src: Source) -> None:
             p.add(key, f"'{target}' holds no profile: a mapping of {', '.join(PROFILE_KEYS[1:])} is required")
             continue
         if "extends" in other.data:
-            other.via[other.path] = f"{src.path}:{src.lines.get(key, 1)}"
-            p.at(other.where(("extends",)), "a profile file cannot extend another (one level: every value is in the "
-                                            "recipe or in the file it extends)")
+            p.at(f"{other.path}:{other.lines[('extends',)]} (extended by {src.path}:{src.lines.get(key, 1)})",
+                 "extends: a profile file cannot extend another (one level: every value is in the recipe or in the "
+                 "file it extends)")
             continue
         src.graft(("profiles", name), other, key)
 

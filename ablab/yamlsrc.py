@@ -30,7 +30,7 @@ class Source:
     lines: dict[Key, int] = field(default_factory=dict)
     texts: dict[Key, str] = field(default_factory=dict)
     files: dict[Key, str] = field(default_factory=dict)
-    via: dict[str, str] = field(default_factory=dict)  # a grafted file -> 'file:line' of what grafted it
+    via: dict[Key, str] = field(default_factory=dict)  # where a file was grafted -> 'file:line' of what grafted it
 
     def _known(self, key: Key) -> Key:
         """`key`, or its nearest ancestor with a recorded place."""
@@ -45,14 +45,16 @@ class Source:
             name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
         known = self._known(key)
         origin, line = self.files.get(known, self.path), self.lines.get(known, 1)
-        via = f" (extended by {self.via[origin]})" if origin in self.via else ""
+        root = next((known[:n] for n in range(len(known), -1, -1) if known[:n] in self.via), None)
+        grafted = origin != self.path and line and root is not None  # not the file's own, nor an argument's
+        via = f" (extended by {self.via[root]})" if grafted else ""
         return f"{origin}{f':{line}' if line else ''}{via}: {name or '<top>'}"
 
     def graft(self, key: Key, other: Source, by: Key) -> None:
         """Put `other`'s mapping under `key` beneath what is there: fields present at `key` win, nested mappings
         merge, and every field taken from `other` keeps its own file and line (and says it came through `by`)."""
         here = self.get(key)
-        self.via[other.path] = f"{self.path}:{self.lines.get(by, 1)}"
+        self.via[key] = f"{self.path}:{self.lines.get(by, 1)}"
 
         def merge(mine: dict, theirs: dict, at: Key, inner: Key) -> None:
             for name, value in theirs.items():

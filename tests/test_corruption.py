@@ -16,16 +16,9 @@ from typer.testing import CliRunner
 from ablab.cli import app
 from ablab.io import CorruptFile, checkpoint_header, load_checkpoint, save_checkpoint
 
-from .conftest import TINY_BASE
+from .conftest import TINY_TRAINED
 
-RECIPE = "name: damaged\n" + TINY_BASE + """
-profiles:
-  cpu:
-    measure: {batch_sizes: [2], min_time: 0.01}
-    train: {epochs: 2, batch_size: 32, data: {name: shapetex, train_size: 64, val_size: 32}}
-steps:
-  - {id: o, label: tiny}
-"""
+RECIPE = "name: damaged\n" + TINY_TRAINED.replace("epochs: 1", "epochs: 2")
 
 
 def run(recipe: Path, results: Path) -> str:

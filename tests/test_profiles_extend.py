@@ -98,3 +98,12 @@ def test_every_shipped_profile_file_is_extended():
     assert files
     for shared in files:
         assert any(f"extends: {os.path.relpath(shared, folder)}\n" in text for folder, text in texts), shared
+
+
+def test_two_profiles_extending_one_file_each_name_their_own_line(tmp_path):
+    bad = SHARED.replace("  epochs: 3\n", "  epochs: 3\n  lrr: 1\n")
+    path = write_both(tmp_path, bad, "    extends: profiles/cpu.yaml\n  cpu2:\n    extends: profiles/cpu.yaml\n")
+    shared = tmp_path / PROFILES_DIR / "cpu.yaml"
+    found = [line.split(": unknown")[0] for line in errors(path)]
+    assert found == [f"{shared}:5 (extended by {path}:12): profiles.cpu.train.lrr",
+                     f"{shared}:5 (extended by {path}:14): profiles.cpu2.train.lrr"]
