@@ -179,11 +179,13 @@ def run(
     steps: Optional[str] = typer.Option(None, help="Comma-separated step ids to run (default: all)."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds, e.g. 0,1,2 (summaries show mean "
                                         "± std; default: the profile's seeds, else 0)."),
-    data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR or ImageFolder profiles)."),
+    data_root: Optional[str] = typer.Option(None, help="Dataset directory (CIFAR, ImageFolder or Kinetics profiles; "
+                                            "with --task, the task's: ADE20K's or COCO's release folder)."),
     sets: list[str] = SET,
     sweeps: list[str] = SWEEP,
-    task: str = typer.Option("classification", help="classification, or segmentation: also every finished seed run "
-                             "as the backbone of UperNet (the profile's task: block), mIoU beside top-1."),
+    task: str = typer.Option("classification", help="classification, segmentation or detection: also every finished "
+                             "seed run as the backbone of UperNet (mIoU) or Mask R-CNN (box and mask AP), the profile's "
+                             "task: block, beside top-1."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
     wait_locks: bool = typer.Option(False, "--wait-locks", help="Wait for runs another process is writing instead "
                                     "of skipping them."),
@@ -294,10 +296,11 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     except PreflightError as e:
         _fail([f"error: {e}"])
     store = Store(results)
-    plan = None if measure_only or not is_main() else plan_runs(r, profile, store, ids, seed_list, data_root, force,
+    train_root = None if task != "classification" else data_root  # with a dense task, the root is its dataset's
+    plan = None if measure_only or not is_main() else plan_runs(r, profile, store, ids, seed_list, train_root, force,
                                                                  quick=cluster is None)
     if is_main():
-        for line in banner(r, profile, store, ids, seed_list, plan, data_root, local=cluster is None):
+        for line in banner(r, profile, store, ids, seed_list, plan, train_root, local=cluster is None):
             typer.echo(line)
     if cluster is not None:
         if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, store, cluster, wait):

@@ -21,12 +21,12 @@ from .overrides import Override, variant
 from .paper.section import Section, load_sections
 from .schema import Problems, SchemaError, did_you_mean, load
 from .store.paths import identifier_problem
-from .settings import (ClusterConfig, Measure, PretrainConfig, Profile, Scale, TaskConfig, TrainConfig,
+from .settings import (METRIC_LABELS, ClusterConfig, Measure, PretrainConfig, Profile, Scale, TaskConfig, TrainConfig,
                        visible_count)
 from .transforms import TRANSFORMS, PreconditionError
 from .yamlsrc import Key, Source, SourceError, load_source
 
-PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "top5", "miou")
+PAPER_KEYS = ("params_m", "gflops", "throughput", "top1", "top5", *METRIC_LABELS)
 TOP_KEYS = ("name", "title", "citation", "notes", "base", "profiles", "steps", "analysis", "cluster", "regenerates")
 STEP_KEYS = ("id", "label", "transform", "params", "from", "base", "paper", "note", "train", "train_at", "expect")
 EXPECT = ("better", "worse")  # a calibration step's expected verdict against its parent
@@ -112,6 +112,13 @@ class Recipe:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
         if cfg.pretrain is not None and cfg.pretrain.set and self.profiles[profile].scale is not None:
             cfg = dataclasses.replace(cfg, pretrain=self._shrunk_set(step_id, profile, cfg.pretrain))
+        return cfg
+
+    def task_config(self, task: str, profile: str, data_root: Optional[str] = None) -> Any:
+        """The profile's settings of a dense `task` (None where it has none), with a data root from the CLI."""
+        cfg = getattr(self.profiles[profile].task, task)
+        if cfg is not None and data_root is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
         return cfg
 
     def _shrunk_set(self, step_id: str, profile: str, pre: PretrainConfig) -> PretrainConfig:

@@ -112,6 +112,19 @@ def test_category_ids_become_labels_in_order_and_crowds_are_left_out(tmp_path):
     assert read["labels"].tolist() == [1] and torch.equal(read["masks"], target["masks"][:1])
 
 
+def test_boxes_without_area_in_the_image_are_left_out(tmp_path):
+    """COCO holds boxes of zero width or height (and Mask R-CNN's training refuses them): they are not targets."""
+    image, target = scene(0)
+    path = write_coco(tmp_path, "train", image[None], [target], CLASSES)
+    coco = json.loads(path.read_text())
+    extra = [dict(coco["annotations"][0], id=10 + k, bbox=box)
+             for k, box in enumerate([[5, 5, 0, 8], [5, 5, 8, 0], [SIZE, 3, 4, 4], [-6, 3, 6, 4]])]
+    coco["annotations"] += extra
+    path.write_text(json.dumps(coco))
+    _, read = CocoInstances(tmp_path, "train")[0]
+    assert torch.equal(read["boxes"], target["boxes"]) and torch.equal(read["labels"], target["labels"])
+
+
 def test_a_broken_coco_folder_is_refused_naming_what_is_missing(tmp_path):
     with pytest.raises(DataError, match="no COCO folder at .*nowhere"):
         CocoInstances(tmp_path / "nowhere", "val")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Iterator, Optional
 
 import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
+from ..nn.blocks import Block
 from ..nn.embed import PatchEmbed
 from .kinds import DOWNSAMPLE, HEADS, StageContext
 from .spec import ArchSpec, check
@@ -79,6 +81,8 @@ class Net(nn.Module):
         self.norm = nn.LayerNorm(width, eps=spec.norm_eps)
         self.head = nn.Linear(width, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
         self.apply(functools.partial(_init_weights, std=spec.init_std))
+        if spec.depth_scaled_init and total:
+            _scale_residual_outputs(self, 1 / math.sqrt(2 * total))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) or a clip (B, 3, T, H, W) -> final tokens (B, N, C), normalised unless the norm comes after
@@ -122,6 +126,16 @@ def _init_weights(m: nn.Module, std: float) -> None:
     elif isinstance(m, nn.LayerNorm):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def _scale_residual_outputs(model: nn.Module, factor: float) -> None:
+    """Scale the last Linear of every block's residual branches (attention proj, MLP fc2) by `factor`: GPT-2's
+    init, which keeps the residual stream's growth over a deep stack at initialisation that of a shallow one."""
+    for block in model.modules():
+        if isinstance(block, Block):
+            for layer in ([block.attn.proj] if block.attn is not None else []) + [block.mlp.fc2]:
+                layer.weight.mul_(factor)
 
 
 def build(spec: ArchSpec) -> Net:

@@ -7,7 +7,9 @@ keep their share of it). A clip model takes the profile's frames, if it names th
 still pools; an overlapping stem keeps an odd kernel of its scaled size. Linear weights start at init_std /
 sqrt(width factor): every fan-in shrinks by that factor, so std x sqrt(fan-in), the scale of each layer's output
 at initialisation, stays the paper model's (at std 0.02 a 72-wide proxy starts near-silent and its runs stall on
-a plateau for a seed-dependent time; see the README's proxy section).
+a plateau for a seed-dependent time; see the README's proxy section). A profile may also scale each block's
+residual outputs by 1 / sqrt(2 x blocks) at initialisation (`depth_scaled_init`, GPT-2's): the 24-block MViTv2
+and Hiera proxies otherwise leave the chance plateau at a seed-dependent time (docs/proxy.md).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def shrink(spec: ArchSpec, scale: Optional[Scale], num_classes: Optional[int] = 
     if scale.frames is not None and spec.frames == 1:
         raise SpecError([f"scale frames {scale.frames}: the model takes images (frames 1)"])
     new = dataclasses.replace(spec, img_size=scale.img_size, patch_size=patch, stem_kernel=stem_kernel, stages=stages,
-                              init_std=spec.init_std / math.sqrt(scale.width), frames=scale.frames or spec.frames)
+                              init_std=spec.init_std / math.sqrt(scale.width), frames=scale.frames or spec.frames,
+                              depth_scaled_init=scale.depth_scaled_init or spec.depth_scaled_init)
     for old_ctx, ctx in zip(spec.contexts(), new.contexts()):
         if old_ctx.side and ctx.side:
             changes = ctx.attention.shrink(ctx.stage, old_ctx.side, ctx.side)

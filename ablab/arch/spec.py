@@ -133,6 +133,8 @@ class ArchSpec:
     channel_expand: Expand = "attn"
     drop_path: float = 0.0
     init_std: float = field(default=0.02, metadata=ADDED)  # of every Linear weight (timm's trunc-normal 0.02)
+    # each block's residual outputs (attention proj, MLP fc2) start at init_std / sqrt(2 x blocks): GPT-2's init
+    depth_scaled_init: bool = field(default=False, metadata=ADDED)
     frames: int = field(default=1, metadata=ADDED)
     patch_t: int = field(default=1, metadata=ADDED)
     stem_kernel_t: int = field(default=0, metadata=ADDED)

@@ -102,8 +102,8 @@ def _quiet_coco(dataset: dict[str, Any]) -> COCO:
 
 class CocoInstances(Dataset):
     """A COCO folder (release layout) as items (image uint8 (3, H, W), target): category ids mapped to labels
-    1..C in id order, crowd annotations left out of the targets; DataError naming the path where the folder,
-    the annotation file or an image is missing or unreadable."""
+    1..C in id order, crowd annotations and boxes without area in the image left out of the targets; DataError
+    naming the path where the folder, the annotation file or an image is missing or unreadable."""
 
     def __init__(self, root: str | Path, split: str) -> None:
         self.root, self.split = Path(root), split
@@ -138,8 +138,8 @@ class CocoInstances(Dataset):
             image = decode_image(str(path), mode=ImageReadMode.RGB)
         except (OSError, RuntimeError) as e:
             raise DataError(f"cannot read image {path} ({e})") from e
-        anns = [a for a in self.coco.imgToAnns[info["id"]] if not a.get("iscrowd", 0)]
         h, w = image.shape[1:]
+        anns = [a for a in self.coco.imgToAnns[info["id"]] if not a.get("iscrowd", 0) and _inside(a["bbox"], w, h)]
         x, y, bw, bh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4).unbind(1)
         masks = [torch.from_numpy(self.coco.annToMask(a)) for a in anns]
         return image, {
@@ -149,42 +149,69 @@ class CocoInstances(Dataset):
         }
 
 
-def _results(predictions: Sequence[Target], iou_type: str) -> list[dict[str, Any]]:
-    """Predictions as COCO results of one kind (boxes, or masks cut at 0.5), image ids counted from 1."""
-    out = []
-    for i, pred in enumerate(predictions):
-        if iou_type == "bbox":
-            shapes = [{"bbox": box} for box in _xywh(pred["boxes"].float())]
-        else:
-            shapes = [{"segmentation": rle} for rle in _rle(pred["masks"].flatten(0, -3) > 0.5)]  # K, (1,) H, W
-        out += [shape | {"image_id": i + 1, "category_id": label, "score": score}
-                for shape, label, score in zip(shapes, pred["labels"].tolist(), pred["scores"].tolist())]
-    return out
+def _inside(box: list[float], width: int, height: int) -> bool:
+    """Whether a COCO box [x, y, w, h] keeps any area inside the image (COCO has boxes of zero width or height,
+    which Mask R-CNN's training refuses; torchvision's reference drops them too)."""
+    x, y, bw, bh = box
+    return min(x + bw, width) > max(x, 0) and min(y + bh, height) > max(y, 0)
+
+
+def _results(prediction: Target, image_id: int, iou_type: str) -> list[dict[str, Any]]:
+    """One image's predictions as COCO results of one kind (boxes, or masks cut at 0.5)."""
+    if iou_type == "bbox":
+        shapes = [{"bbox": box} for box in _xywh(prediction["boxes"].float())]
+    else:
+        shapes = [{"segmentation": rle} for rle in _rle(prediction["masks"].flatten(0, -3) > 0.5)]  # K, (1,) H, W
+    return [shape | {"image_id": image_id, "category_id": label, "score": score}
+            for shape, label, score in zip(shapes, prediction["labels"].tolist(), prediction["scores"].tolist())]
+
+
+class CocoScorer:
+    """COCO's AP of predictions against targets added image by image: each is turned into COCO json at once (masks
+    as RLE), so a split's full-resolution masks never sit in memory together; `score()` runs COCOeval."""
+
+    def __init__(self, iou_type: Sequence[str] = ("bbox", "segm")) -> None:
+        self.iou_type = tuple(iou_type)
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self.results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in self.iou_type}
+        self.labels: set[int] = set()
+
+    def add(self, target: Target, prediction: Target) -> None:
+        """One image's ground truth and predictions (torchvision's dicts)."""
+        if "segm" in self.iou_type and not ("masks" in target and "masks" in prediction):
+            raise ValueError("mask AP (segm) needs masks in every target and prediction")
+        image_id = len(self.images) + 1
+        size = dict(zip(("height", "width"), target["masks"].shape[-2:])) if "masks" in target else {}
+        self.images.append({"id": image_id, **size})
+        self.annotations += _annotations(target, image_id, first_id=len(self.annotations) + 1)
+        self.labels |= set(target["labels"].tolist()) | set(prediction["labels"].tolist())
+        for kind in self.iou_type:
+            self.results[kind] += _results(prediction, image_id, kind)
+
+    def score(self) -> dict[str, float]:
+        """AP (IoU 0.5:0.95), AP50 and AP75 in percent: keys box_ap, box_ap50, box_ap75 for "bbox" and mask_* for
+        "segm". No predictions at all score 0; NaN where there is no ground truth to score against."""
+        truth = _quiet_coco({"images": self.images, "annotations": self.annotations,
+                             "categories": [{"id": label} for label in sorted(self.labels)]})
+        out = {}
+        for kind in self.iou_type:
+            results = self.results[kind]
+            stats = _evaluate(truth, results, kind) if results else [0.0 if self.annotations else math.nan] * 3
+            out |= {f"{IOU_NAMES[kind]}_{name}": value for name, value in zip(("ap", "ap50", "ap75"), stats)}
+        return out
 
 
 def coco_ap(targets: Sequence[Target], predictions: Sequence[Target],
             iou_type: Sequence[str] = ("bbox", "segm")) -> dict[str, float]:
-    """COCO's AP (IoU 0.5:0.95), AP50 and AP75 in percent of `predictions` against `targets` (both one dict per
-    image, in the same order): keys box_ap, box_ap50, box_ap75 for "bbox" and mask_* for "segm". No
-    predictions at all score 0; NaN where there is no ground truth to score against."""
+    """COCO's AP, AP50 and AP75 in percent of `predictions` against `targets` (both one dict per image, in the same
+    order): `CocoScorer`'s, for lists at hand."""
     if len(targets) != len(predictions):
         raise ValueError(f"{len(targets)} targets but {len(predictions)} predictions")
-    if "segm" in iou_type and not all("masks" in d for d in [*targets, *predictions]):
-        raise ValueError("mask AP (segm) needs masks in every target and prediction")
-    labels = sorted({label for d in [*targets, *predictions] for label in d["labels"].tolist()})
-    images, annotations = [], []
-    for i, target in enumerate(targets):
-        size = dict(zip(("height", "width"), target["masks"].shape[-2:])) if "masks" in target else {}
-        images.append({"id": i + 1, **size})
-        annotations += _annotations(target, i + 1, first_id=len(annotations) + 1)
-    truth = _quiet_coco({"images": images, "annotations": annotations,
-                         "categories": [{"id": label} for label in labels]})
-    out = {}
-    for kind in iou_type:
-        results = _results(predictions, kind)
-        stats = _evaluate(truth, results, kind) if results else [0.0 if annotations else math.nan] * 3
-        out |= {f"{IOU_NAMES[kind]}_{name}": value for name, value in zip(("ap", "ap50", "ap75"), stats)}
-    return out
+    scorer = CocoScorer(iou_type)
+    for target, prediction in zip(targets, predictions):
+        scorer.add(target, prediction)
+    return scorer.score()
 
 
 def _evaluate(truth: COCO, results: list[dict[str, Any]], iou_type: str) -> list[float]:

@@ -12,7 +12,7 @@ four convolutions with LayerNorm in the box head) are not built.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from ..arch.spec import ArchSpec
 from ..data.loaders import MEAN, STD
 from .backbone import Backbone, build_backbone
+from .coco import CocoScorer
 
 LEVEL_STRIDES = (4, 8, 16, 32, 64)  # the FPN's levels: the backbone's four maps and "pool"
 PAPER_ANCHORS = (32, 64, 128, 256, 512)  # px per level at COCO's 800 px short side (Detectron, torchvision)
@@ -86,3 +87,34 @@ def build_detector(spec: ArchSpec, num_classes: int, fpn_channels: int = 256,
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes),
         **options,
     )
+
+
+def as_inputs(images_uint8: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """uint8 images ((B, 3, H, W), or a list of (3, H, W) of any sizes) as the detector reads them: a list of float
+    images in [0, 1]."""
+    return [x.float().div(255) for x in images_uint8]
+
+
+@torch.no_grad()
+def evaluate_detection(model: MaskRCNN, items: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+                       batch_size: int = 16) -> dict[str, float]:
+    """COCO box and mask AP, AP50 and AP75 in percent (`CocoScorer`, pycocotools) of `model` in eval mode on `items`
+    (uint8 image (3, H, W), torchvision's target), scored batch by batch; its training mode is restored."""
+    training, device = model.training, next(model.parameters()).device
+    model.eval()
+    scorer, chunk = CocoScorer(), []
+
+    def flush() -> None:
+        out = model([x.to(device) for x in as_inputs([image for image, _ in chunk])])
+        for (_, target), prediction in zip(chunk, out):
+            scorer.add(target, {k: v.cpu() for k, v in prediction.items()})
+        chunk.clear()
+
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == batch_size:
+            flush()
+    if chunk:
+        flush()
+    model.train(training)
+    return scorer.score()

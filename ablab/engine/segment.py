@@ -1,34 +1,31 @@
 """Train and evaluate a step as a semantic-segmentation backbone: UperNet (+ the auxiliary FCN head) over its
-feature maps, the backbone from the step's classification weights, AdamW, linear warm-up and poly decay.
-
-It runs in the shared resumable loop (`loop.Epochs`): each epoch ends with the validation mIoU, a row in
-seg_log.csv and an atomic checkpoint, and its data order is drawn from (seed, epoch), so a run resumed from its last
-checkpoint ends where an uninterrupted one does. One process: dense tasks are not distributed here.
-"""
+feature maps, the backbone from the step's classification weights, AdamW, linear warm-up and poly decay, in the
+dense engines' resumable loop (`engine.dense`), on generated scenes or ADE20K; each epoch ends with the validation
+mIoU."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 
 from ..arch.spec import ArchSpec
 from ..data.loaders import normalise
-from ..data.scenes import SEG_CLASSES, make_scenes
-from ..dense.segmenter import build_segmenter, evaluate_segmentation, segmentation_loss
-from ..interop.init import fit_state
-from ..seeds import epoch_seed, seed_everything
+from ..data.scenes import SEG_CLASSES
+from ..dense.ade20k import ADE20K, ADE_CLASSES, sliding_logits, test_resize, train_crop
+from ..dense.metrics import confusion, miou
+from ..dense.segmenter import Segmenter, build_segmenter, evaluate_segmentation, segmentation_loss
+from ..seeds import seed_everything
 from ..settings import SegmentationConfig
-from .events import code_block
-from .loop import Epochs, Progress
-from .optim import param_groups
+from .dense import DenseSource, dense_device, fit_backbone, result, scenes, train_dense, warmup_steps
+from .loop import Progress
 from .schedule import poly_lr_at
 
 LOG_COLUMNS = ["epoch", "loss", "lr", "val_miou", "val_acc", "images_per_s", "epoch_seconds"]
-VAL_SEED_OFFSET = 1  # the validation scenes' seed: the training scenes' + this, so the two never share a scene
+SLIDE_STRIDE = 2 / 3  # of the crop: mmsegmentation's 341 px windows' stride at 512 (MAE's and BEiT's ADE20K)
 
 
 def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, seed: int,
@@ -37,50 +34,60 @@ def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, s
     """Train `spec` as a segmentation backbone under `cfg` into `run_dir` (resuming from its checkpoint); returns
     the final metrics. `backbone`: the step's classification state dict (our key names), fitted to the dense input
     size (position embeddings interpolated) with its classifier left out; None trains from initialisation."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = dense_device(device)
     seed_everything(seed)
     spec = dataclasses.replace(spec, img_size=cfg.img_size)  # B, 3, img_size, img_size in, maps at strides 4-32
-    model = build_segmenter(spec, SEG_CLASSES, channels=cfg.channels, aux_channels=cfg.aux_channels)
-    fitted = {}
-    if backbone is not None:
-        state = {k: v for k, v in backbone.items() if not k.startswith("head.")}
-        fitted = fit_state(model.backbone.net, state, f"the classification weights of {run_dir.parent.name}")
+    data = segmentation_data(cfg)
+    model = build_segmenter(spec, data.classes, channels=cfg.channels, aux_channels=cfg.aux_channels)
+    fitted = fit_backbone(model.backbone.net, backbone, run_dir)
     model.to(dev)
-    data = cfg.data
-    train = make_scenes(data.train_size, data.seed, cfg.img_size, data.max_objects, data.radius)
-    val = make_scenes(data.val_size, data.seed + VAL_SEED_OFFSET, cfg.img_size, data.max_objects, data.radius)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps_per_epoch = data.train_size // cfg.batch_size
-    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 
-    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(data.train_size, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            yield train.images[idx], train.semantic[idx]
+    def lr(step: int, steps_per_epoch: int) -> float:
+        return poly_lr_at(step, cfg.epochs * steps_per_epoch, warmup_steps(cfg, steps_per_epoch), cfg.lr, cfg.power)
 
-    def forward(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         images, target = (t.to(dev) for t in batch)
         return segmentation_loss(model(normalise(images)), target, aux_weight=cfg.aux_weight), len(images)
 
-    def update(loss: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def end(epoch: int) -> dict[str, Any]:
-        found = evaluate_segmentation(model, val.images, val.semantic, SEG_CLASSES, batch_size=cfg.batch_size)
-        return {"val_miou": round(found["miou"], 3), "val_acc": round(found["acc"], 3)}
-
-    rows, seconds = Epochs(
-        run_dir=run_dir, log_name="seg_log.csv", columns=LOG_COLUMNS, epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch, seed=seed, model=model, state={"model": model, "optimizer": optimizer},
-        optimizer=optimizer, lr=lambda step: poly_lr_at(step, total, warmup, cfg.lr, cfg.power), batches=batches,
-        forward=forward, update=update, end=end, device=dev, what="segmentation loss",
-        texts={"spec": code_block(spec.to_json()),
-               "segmentation": code_block(json.dumps(dataclasses.asdict(cfg), indent=2))},
-    ).run(progress or Progress())
+    rows, seconds = train_dense(model, spec, cfg, run_dir, seed, dev, task="segmentation", columns=LOG_COLUMNS,
+                                lr=lr, data=data, loss=loss, metrics=("miou", "acc"), progress=progress)
     last = rows[-1] if rows else {}
-    return {"miou": last.get("val_miou"), "pixel_acc": last.get("val_acc"), "epochs": cfg.epochs,
-            "train_seconds": round(seconds, 2), "backbone": "classification" if backbone is not None else "init",
-            "backbone_fit": fitted, "device": str(dev)}
+    return result(cfg, seconds, fitted, dev, backbone, miou=last.get("val_miou"), pixel_acc=last.get("val_acc"))
+
+
+def segmentation_data(cfg: SegmentationConfig) -> DenseSource:
+    """Generated scenes at the task's size, or ADE20K: random resized crops (`dense.ade20k.train_crop`) to train,
+    each validation image resized as mmsegmentation does and segmented by sliding windows."""
+    if cfg.data.name == "scenes":
+        train, val = scenes(cfg)
+        return DenseSource(
+            size=len(train), classes=SEG_CLASSES, batch=lambda idx: (train.images[idx], train.semantic[idx]),
+            validate=lambda model, limit: evaluate_segmentation(model, val.images[:limit], val.semantic[:limit],
+                                                                SEG_CLASSES, batch_size=cfg.batch_size))
+    train, val = ADE20K(cfg.data.root, "train"), ADE20K(cfg.data.root, "val")
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        crops = [train_crop(*train[i], size=cfg.img_size) for i in idx.tolist()]  # the loop seeded torch's RNG
+        return torch.stack([image for image, _ in crops]), torch.stack([label for _, label in crops])
+
+    return DenseSource(size=len(train), classes=ADE_CLASSES, batch=batch,
+                       validate=lambda model, limit: evaluate_sliding(model, val, limit, cfg.img_size, ADE_CLASSES))
+
+
+@torch.no_grad()
+def evaluate_sliding(model: Segmenter, dataset: ADE20K, limit: Optional[int], size: int,
+                     classes: int) -> dict[str, float]:
+    """mIoU and pixel accuracy (percent) over the first `limit` items of `dataset` (image uint8 (3, H, W), label
+    (H, W), 255 ignored): each image resized to fit (4 x size, size), segmented by windows of `size` at 2/3 of it,
+    the logits resized back to the label's size (mmsegmentation's ADE20K test)."""
+    training, device = model.training, next(model.parameters()).device
+    model.eval()
+    matrix = torch.zeros(classes, classes, dtype=torch.long, device=device)
+    for i in range(len(dataset) if limit is None else min(limit, len(dataset))):
+        image, label = dataset[i]
+        x = normalise(test_resize(image, size)[None].to(device))  # 1, 3, h, w
+        logits = sliding_logits(lambda crops: model(crops).logits, x, size, int(size * SLIDE_STRIDE), classes)
+        pred = F.interpolate(logits, size=label.shape, mode="bilinear", align_corners=False).argmax(1)[0]
+        matrix += confusion(pred, label.to(device), classes)
+    model.train(training)
+    return {"miou": miou(matrix), "acc": float(matrix.diag().sum() / matrix.sum().clamp(min=1) * 100)}

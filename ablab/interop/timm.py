@@ -45,7 +45,8 @@ def timm_twin(spec: ArchSpec) -> Optional[tuple[str, str]]:
 def _free(spec: ArchSpec) -> ArchSpec:
     """`spec` up to what timm takes from the caller anyway (input size, class count, drop path) and what does not
     change the function a model computes (its initialisation)."""
-    return canonical(dataclasses.replace(spec, img_size=224, num_classes=1000, drop_path=0.0, init_std=0.02))
+    return canonical(dataclasses.replace(spec, img_size=224, num_classes=1000, drop_path=0.0, init_std=0.02,
+                                         depth_scaled_init=False))
 
 
 def _vit_kwargs(spec: ArchSpec) -> tuple[dict, ArchSpec]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..arch.spec import DESIGN_COLUMNS
+from ..settings import METRIC_LABELS
 from .numbers import cited, fixed, integer, rate, significant
 from .units import IMAGES, UNITS
 
@@ -73,10 +74,11 @@ COLUMNS = (
     Column("pt_peak_mb", "pt peak MB", ("pretrain_peak_mb",), integer),
     Column("ref_top1", "reference top-1", ("reference",), numeric=True),
     Column("paper_top1", "paper top-1", (), cited),
-    Column("miou", "mIoU", (), numeric=True),
-    Column("d_miou", "Δ mIoU [95% CI]", (), numeric=True),
-    Column("miou_verdict", "mIoU verdict"),
-    Column("paper_miou", "paper mIoU", (), cited),
+    *(column for metric, label in METRIC_LABELS.items() for column in (  # a dense task's (`ablab run --task`)
+        Column(metric, label, (), numeric=True),
+        Column(f"d_{metric}", f"Δ {label} [95% CI]", (), numeric=True),
+        Column(f"{metric}_verdict", f"{label} verdict"),
+        Column(f"paper_{metric}", f"paper {label}", (), cited))),
     Column("status", "status"),
 )
 BY_NAME = {key: column for column in COLUMNS for key in (column.name, *column.aliases)}

@@ -13,8 +13,9 @@ import pandas as pd
 
 from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
+from ..settings import METRIC_LABELS
 from ..stats import MAX_SEEDS
-from ..store.summary import read_summary, row_delta, row_mean, row_top1
+from ..store.summary import dense_metrics, read_summary, row_delta, row_mean, row_top1
 from .columns import BY_NAME, Column
 from .dataset import classes, step_frames, top5_informative
 from .latex import to_latex
@@ -24,7 +25,7 @@ from .units import IMAGES, throughput_unit
 
 COMPARED = ("params", "gflops", "throughput")  # ours beside the paper's, by column name
 SUMMARY_COLUMN = {"params": "params_m", "gflops": "gflops", "throughput": "throughput"}
-PAPER_ONLY = ("top1", "miou")
+PAPER_ONLY = ("top1", *METRIC_LABELS)
 
 
 def header(name: str, unit: str = IMAGES) -> str:
@@ -80,10 +81,10 @@ def build_table(summary: Path, reference: Optional[Path] = None) -> Table:
             hidden.append(header("top5"))
     if reference is not None:
         out[header("ref_top1")] = _reference_top1(df, reference)
-    if df["miou"].notna().any():  # the steps as segmentation backbones (`ablab run --task segmentation`)
-        out[header("miou")] = [row_mean(df, i, "miou") for i in df.index]
-        out[header("d_miou")] = [_delta(df, i, "miou") for i in df.index]
-        out[header("miou_verdict")] = df["miou_verdict"]
+    for metric in dense_metrics(df):  # the steps as dense tasks' backbones (`ablab run --task`)
+        out[header(metric)] = [row_mean(df, i, metric) for i in df.index]
+        out[header(f"d_{metric}")] = [_delta(df, i, metric) for i in df.index]
+        out[header(f"{metric}_verdict")] = df[f"{metric}_verdict"]
     for name in PAPER_ONLY:
         if f"paper_{name}" in df:
             out[header(f"paper_{name}")] = df[f"paper_{name}"]
@@ -101,8 +102,12 @@ def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
             if seeds == [1] else f"; top-1 is the mean ± std over {_range(seeds)} seeds"
             + (" (n = 1: no std)" if 1 in seeds else "")
             + ", Δ the mean paired change against the parent with its 95% Student-t interval" if seeds else "")
-    dense = ("; mIoU: each seed run as a UperNet backbone (`--task segmentation`, the profile's task: data), mean ± "
-             "std over its seeds, Δ mIoU paired like top-1" if df["miou"].notna().any() else "")
+    heads = {"miou": "mIoU: each seed run as a UperNet backbone (`--task segmentation`)",
+             "box_ap": "box and mask AP (COCO's, pycocotools): each seed run as a Mask R-CNN backbone (`--task "
+                       "detection`)"}
+    found = [heads[m] for m in dense_metrics(df) if m in heads]
+    dense = (f"; {'; '.join(found)}, on the profile's task: data, mean ± std over its seeds, Δ paired like top-1"
+             if found else "")
     return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}{dense}; paper numbers as cited in the "
             "recipe, paper throughput on the paper's own hardware. 'x root' is our throughput over the chain's "
             "first step, only where both were measured in the same setting on an idle machine and within its "

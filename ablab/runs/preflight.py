@@ -9,7 +9,7 @@ from typing import Optional
 
 from ..arch.spec import SpecError, check
 from ..recipe import Recipe
-from ..settings import Setting
+from ..settings import DENSE_METRICS, DenseDataConfig, Setting
 
 GENERATED = {"shapetex"}  # datasets made in memory: a data root means nothing to them
 
@@ -28,8 +28,9 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
     from ..cost.throughput import MeasureError, resolve_setting
 
     where = f"{recipe.path}: profile '{profile}'"
-    if task == "segmentation":
-        _dense(recipe, profile, steps, world, where)
+    if task in DENSE_METRICS:  # --data-root names the task's dataset; the classification runs read the profile's
+        _dense(recipe, profile, steps, world, where, task, data_root)
+        data_root = None
     if train and not recipe.profiles[profile].trains:
         raise PreflightError(f"{where} has no train: block: it only measures (params, FLOPs, throughput); run it with "
                              "--measure-only, or choose a profile that trains")
@@ -99,21 +100,51 @@ def available_bytes(device: str) -> int:
     return 1 << 62
 
 
-def _dense(recipe: Recipe, profile: str, steps: list[str], world: int, where: str) -> None:
-    """PreflightError unless the profile has a segmentation setting and every step gives 2D feature maps."""
+def _dense(recipe: Recipe, profile: str, steps: list[str], world: int, where: str, task: str,
+           data_root: Optional[str]) -> None:
+    """PreflightError unless the profile has the dense task's setting, its dataset is where it says (a data root
+    for a dataset on disk, none for generated scenes) and every step gives 2D feature maps."""
     from ..dense.backbone import BackboneError, levels
 
-    cfg = recipe.profiles[profile].task.segmentation
+    cfg = recipe.task_config(task, profile, data_root)
     if cfg is None:
-        raise PreflightError(f"{where} has no task: {{segmentation: ...}} block: --task segmentation needs its "
-                             "settings (docs/recipes.md, 'Dense tasks')")
+        raise PreflightError(f"{where} has no task: {{{task}: ...}} block: --task {task} needs its settings "
+                             "(docs/recipes.md, 'Dense tasks')")
     if world > 1:
-        raise PreflightError("--task segmentation runs in one process; launch it without torchrun")
+        raise PreflightError(f"--task {task} runs in one process; launch it without torchrun")
+    _dense_data(cfg.data, data_root, f"{where}: task.{task}.data")
     for step in steps:
         spec = dataclasses.replace(recipe.spec(step, profile), img_size=cfg.img_size)
         try:
             check(spec)
             levels(spec)
         except (BackboneError, SpecError) as e:
-            raise PreflightError(f"{where}: step {step} at {cfg.img_size} px cannot be a segmentation backbone: "
+            raise PreflightError(f"{where}: step {step} at {cfg.img_size} px cannot be a {task} backbone: "
                                  f"{e}") from None
+
+
+def _dense_data(data: DenseDataConfig, data_root: Optional[str], where: str) -> None:
+    """PreflightError unless a dense task's dataset can be read: generated scenes take no root; ADE20K's release
+    folders and COCO's images and instance files must be under the root (nothing is parsed yet)."""
+    from ..data.errors import DataError
+    from ..dense.ade20k import ADE20K
+    from ..dense.coco import annotation_file
+
+    if data.name == "scenes":
+        if data_root is not None:
+            raise PreflightError(f"--data-root {data_root}: {where} is scenes, generated in memory; drop --data-root")
+        return
+    if not data.root:
+        raise PreflightError(f"{where}: {data.name} loads from a folder: give it with --data-root PATH (or data.root)")
+    try:
+        if data.name == "ade20k":
+            for split in ("train", "val"):
+                ADE20K(data.root, split)
+            return
+        for split in ("train", "val"):
+            for path in (annotation_file(data.root, split), Path(data.root) / f"{split}2017"):
+                if not path.exists():
+                    raise DataError(f"{path} is missing: COCO's release layout keeps {split}2017/ and "
+                                    f"annotations/instances_{split}2017.json")
+    except DataError as e:
+        raise PreflightError(f"{where}: {e}") from None

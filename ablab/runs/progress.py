@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from ..engine.loop import Progress as EngineProgress
-from ..settings import GENERATED
+from ..settings import GENERATED, METRIC_LABELS
 from .estimate import Plan, PlannedRun, clock, duration
 
 if TYPE_CHECKING:
@@ -185,10 +185,11 @@ class RunProgress:
 
 
 def epoch_line(row: dict[str, Any], epochs: int, unit: str = "im/s") -> str:
-    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (segmentation rows give their mIoU, pre-training rows
-    their peak memory; clip models' speed in clips/s)."""
-    score = (f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else f"val mIoU {row['val_miou']:.2f}%"
-             if "val_miou" in row else f"peak {row['peak_mb']} MB")
+    """'epoch 2/5: loss 1.2345, val top-1 41.20%, 812.5 im/s' (dense tasks' rows give their metrics, pre-training
+    rows their peak memory; clip models' speed in clips/s)."""
+    dense = [f"val {label} {row[f'val_{m}']:.2f}%" for m, label in METRIC_LABELS.items() if f"val_{m}" in row]
+    score = (f"val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else ", ".join(dense) if dense
+             else f"peak {row['peak_mb']} MB")
     return f"epoch {row['epoch'] + 1}/{epochs}: loss {row['loss']:.4f}, {score}, {row['images_per_s']} {unit}"
 
 

@@ -36,10 +36,10 @@ from ..cost.timing import Spread
 from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
 from ..numbers import significant
-from ..settings import Setting, TrainConfig
-from ..store.keys import measure_key, pretrain_key, segment_key, structure_key, train_key
+from ..settings import DENSE_METRICS, METRIC_LABELS, Setting, TrainConfig
+from ..store.keys import dense_key, measure_key, pretrain_key, structure_key, train_key
 from ..store.lock import Locked, RunLock
-from ..store.paths import SEGMENTATION_DIR, Store
+from ..store.paths import Store
 from ..store.state import CHECKPOINT, epoch_progress, finished_epochs
 from ..store.summary import setting_label, write_summary
 from .estimate import duration
@@ -131,8 +131,9 @@ def run_recipe(
     of the summary CSV. A job that trains one seed of a step already measured by another job passes
     `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
     holds (RunLock) is skipped with a message, or waited for with `wait_locks`. Without `throughput`, params and
-    FLOPs only. `task` segmentation also trains each finished seed run as a segmentation backbone."""
+    FLOPs only. A dense `task` (segmentation, detection) also trains each finished seed run as its backbone."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
+    dense = task in DENSE_METRICS  # --data-root then names the task's dataset; classification reads the profile's
     dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     main = dist.is_main()
     progress = progress if progress and main else RunProgress()
@@ -153,10 +154,10 @@ def run_recipe(
                 progress.begin(step.id, seed)
                 with _held(store.seed_dir(recipe.name, profile, step.id, seed), f"[{step.id}] seed {seed}",
                            wait_locks, log) as mine:
-                    metrics = (_train(recipe, step, profile, store, seed, force, data_root, log, progress)
-                               if mine else {})
-                    if mine and task == "segmentation" and main:
-                        _segment(recipe, step, profile, store, seed, force, data_root, log, progress)
+                    metrics = (_train(recipe, step, profile, store, seed, force, None if dense else data_root, log,
+                                      progress) if mine else {})
+                    if mine and dense and main:
+                        _dense(task, recipe, step, profile, store, seed, force, data_root, log, progress)
                 if main:
                     write_summary(recipe, profile, store)
                 progress.advance(metrics.get("epoch_wall_seconds"))
@@ -337,41 +338,55 @@ def _train(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, fo
     return metrics
 
 
-def _segment(recipe: Recipe, step: Step, profile: str, store: Store, seed: int, force: bool,
-             data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> None:
-    """The step's seed run as a segmentation backbone, into its `segmentation/`: the finished classification run's
-    weights (the EMA's where it kept one) under UperNet; skipped when done under the same key, resumed when not."""
-    from ..engine.segment import train_segmentation
-
-    spec, cfg = recipe.spec(step.id, profile), recipe.profiles[profile].task.segmentation
+def _dense(task: str, recipe: Recipe, step: Step, profile: str, store: Store, seed: int, force: bool,
+           data_root: Optional[str], log: Callable[[str], None], progress: RunProgress) -> None:
+    """The step's seed run as the backbone of a dense `task`, into its `<task>/`: the finished classification run's
+    weights (the EMA's where it kept one) under the task's head; skipped when done under the same key, resumed when
+    not."""
+    spec, cfg = recipe.spec(step.id, profile), recipe.task_config(task, profile, data_root)
     run_dir = store.seed_dir(recipe.name, profile, step.id, seed)
-    out, name = run_dir / SEGMENTATION_DIR, f"[{step.id}] seed {seed}: segmentation"
+    out, name = run_dir / task, f"[{step.id}] seed {seed}: {task}"
     classified = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     if classified.get("status") != "done":
         log(f"{name}: not run, the classification run it starts from is not done")
         return
-    key = segment_key(classified["key"], cfg)
+    key = dense_key(classified["key"], task, cfg)
     if not force and _current(out / "metrics.json", key, log):
-        log(f"{name}: mIoU {read_json(out / 'metrics.json').get('miou')} earlier, skipped (--force re-runs)")
+        log(f"{name}: {_scores(read_json(out / 'metrics.json'), task)} earlier, skipped (--force re-runs)")
         return
-    fresh = _start_over(out, key, force, (CHECKPOINT, "seg_log.csv", "metrics.json"), log)
+    fresh = _start_over(out, key, force, (CHECKPOINT, "log.csv", "metrics.json"), log)
     if not fresh and (out / CHECKPOINT).is_file():
         log(f"{name}: resuming from its checkpoint after {epoch_progress(out)}")
-    write_json_atomic(out / "run.json", {"key": key, "step": step.id, "seed": seed, "segmentation": asdict(cfg),
+    write_json_atomic(out / "run.json", {"key": key, "step": step.id, "seed": seed, task: asdict(cfg),
                                          "versions": provenance()})
     state = load_checkpoint(run_dir / CHECKPOINT)
-    base = {"key": key, "step": step.id, "seed": seed, "profile": profile, "versions": provenance()}
+    base = {"key": key, "step": step.id, "seed": seed, "profile": profile, "task": task, "versions": provenance()}
     began = time.perf_counter()
     try:
         progress.begin_epochs(name, cfg.epochs, finished_epochs(out / CHECKPOINT))
-        result = train_segmentation(spec, cfg, out, seed, state.get("ema", state["model"]), progress.engine_callbacks())
+        result = _trainer(task)(spec, cfg, out, seed, state.get("ema", state["model"]), progress.engine_callbacks())
         metrics = {**base, "status": "done", **result}
-        log(f"{name}: mIoU {result['miou']:.2f}%, pixel accuracy {result['pixel_acc']:.2f}% in "
-            f"{duration(time.perf_counter() - began)}")
+        log(f"{name}: {_scores(result, task)} in {duration(time.perf_counter() - began)}")
     except (Diverged, InitError) as e:
         metrics = {**base, "status": "failed", "reason": str(e)}
         log(f"{name}: FAILED: {e}")
     write_json_atomic(out / "metrics.json", metrics)
+
+
+def _trainer(task: str) -> Callable[..., dict[str, Any]]:
+    """The engine that trains and evaluates a step as `task`'s backbone (imported when a run needs it)."""
+    if task == "segmentation":
+        from ..engine.segment import train_segmentation
+
+        return train_segmentation
+    from ..engine.detect import train_detection
+
+    return train_detection
+
+
+def _scores(metrics: dict[str, Any], task: str) -> str:
+    """'mIoU 25.24%' or 'box AP 31.20%, mask AP 28.00%': a dense run's headline metrics."""
+    return ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.2f}%" for m in DENSE_METRICS[task] if metrics.get(m) is not None)
 
 
 def _initialised(step: Step, spec: ArchSpec, cfg: TrainConfig, seed: int,

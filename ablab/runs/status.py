@@ -13,7 +13,8 @@ from ..recipe import Recipe
 from ..store.paths import Store
 from ..store.state import SUBMITTED_FILE, RunState, run_state
 from ..stats import CONFIDENCE, MAX_SEEDS
-from ..store.summary import read_rows, read_summary, row_delta, row_mean, row_top1, run_key
+from ..settings import METRIC_LABELS
+from ..store.summary import dense_metrics, read_rows, read_summary, row_delta, row_mean, row_top1, run_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,8 +48,8 @@ def status_table(recipe: Recipe, profile: str, store: Store, seeds: tuple[int, .
 
 def step_table(summary: Path) -> list[str]:
     """Per step, from summary.csv: its label, top-1 (mean ± std), n, the paired change against the parent with its
-    95% interval, the verdict, the seeds 80% power would need, its status, and mIoU with its change where the steps
-    were segmentation backbones."""
+    95% interval, the verdict, the seeds 80% power would need, its status, and each dense task's metric with its
+    change where the steps were its backbones (mIoU, box and mask AP)."""
     df = read_summary(summary)
     table = [("step", "model", "top-1", "n", "Δ vs parent [95% CI]", "verdict", "seeds for 80% power", "status")]
     for i in df.index:
@@ -59,17 +60,18 @@ def step_table(summary: Path) -> list[str]:
                       "" if delta is None else f"{delta} vs {df.at[i, 'parent']}", df.at[i, "verdict"],
                       "" if needed != needed else (f">{MAX_SEEDS}" if needed > MAX_SEEDS else str(int(needed))),
                       df.at[i, "status"]))
-    if df["miou"].notna().any():  # the steps as segmentation backbones, beside
-        table = [row + (("mIoU", "Δ mIoU [95% CI]", "mIoU verdict") if i == 0 else _miou_cells(df, i - 1))
+    for metric in dense_metrics(df):  # the steps as dense tasks' backbones, beside
+        label = METRIC_LABELS[metric]
+        table = [row + ((label, f"Δ {label} [95% CI]", f"{label} verdict") if i == 0 else _dense_cells(df, i - 1, metric))
                  for i, row in enumerate(table)]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
 
 
-def _miou_cells(df: pd.DataFrame, i: int) -> tuple[str, str, str]:
-    """Row i's mIoU (mean ± std over its seeds), paired change against its parent, verdict; '' where none."""
-    delta = row_delta(df, i, "miou")
-    return row_mean(df, i, "miou"), "" if delta is None else str(delta), df.at[i, "miou_verdict"]
+def _dense_cells(df: pd.DataFrame, i: int, metric: str) -> tuple[str, str, str]:
+    """Row i's `metric` (mean ± std over its seeds), paired change against its parent, verdict; '' where none."""
+    delta = row_delta(df, i, metric)
+    return row_mean(df, i, metric), "" if delta is None else str(delta), df.at[i, f"{metric}_verdict"]
 
 
 def chance_warnings(recipe: Recipe, profile: str, store: Store) -> list[str]:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ..arch.spec import ArchSpec, canonical
-from ..settings import REMOVED, SegmentationConfig, Setting, TrainConfig
+from ..settings import REMOVED, DetectionConfig, SegmentationConfig, Setting, TrainConfig
 
 MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
 
@@ -77,7 +77,7 @@ def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
                     "data": dataclasses.asdict(cfg.data), "seed": seed})
 
 
-def segment_key(train: str, cfg: SegmentationConfig) -> str:
-    """Everything that determines a segmentation run: the classification run it starts from (its key) and the
-    segmentation settings."""
-    return _digest({"train": train, "segmentation": settings_data(cfg)})
+def dense_key(train: str, task: str, cfg: DetectionConfig | SegmentationConfig) -> str:
+    """Everything that determines a dense task's run: the classification run it starts from (its key), the task
+    and its settings."""
+    return _digest({"train": train, task: settings_data(cfg)})

@@ -3,7 +3,8 @@
 <root>/<recipe>/<profile>/summary.csv                       one row per step
 <root>/<recipe>/<profile>/<step>/{spec.json, metrics.json}  the step's measurement
 <root>/<recipe>/<profile>/<step>/seed<k>/                    one training run: run.json, log.csv, checkpoint.pt,
-                                                             metrics.json, pretrain/ (masked image modeling)
+                                                             metrics.json, pretrain/ (masked image modeling),
+                                                             segmentation/ and detection/ (`ablab run --task`)
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from ..settings import DENSE_METRICS
 
 # Your runs go to RUNS (kept out of git); REFERENCE holds the lab's committed results, which `ablab report` shows
 # beside yours, never merged into one row, ratio or axis. Maintainers regenerate it with `--results results`.
@@ -25,8 +28,8 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}")
 # a profile run with command-line overrides (`ablab.overrides.variant`): 'cpu+train.lr=0.001'
 VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'+-]{0,63}(\+[A-Za-z_][A-Za-z0-9_.]{0,99}=[A-Za-z0-9_.+-]{1,24})+")
 MAX_VARIANT = 240  # characters: a directory name holds 255 bytes
-SEGMENTATION_DIR = "segmentation"  # in a seed run: the step as a segmentation backbone (`ablab run --task`)
-RESERVED = frozenset({"submitit", "pretrain", SEGMENTATION_DIR})
+# in a seed run, a directory per dense task (`ablab run --task segmentation`: the step as its backbone)
+RESERVED = frozenset({"submitit", "pretrain", *DENSE_METRICS})
 FILE_SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf", ".json", ".pt", ".tmp", ".lock", ".log")
 
 

@@ -21,8 +21,9 @@ from ..arch.spec import DESIGN_COLUMNS, design_columns
 from ..cost.fidelity import StepFidelity, fidelity
 from ..io import CorruptFile, read_json, write_text_atomic
 from ..stats import Delta, SeedStats, paired_delta, seed_stats
-from .keys import segment_key, train_key
-from .paths import SEGMENTATION_DIR, Store
+from ..settings import DENSE_METRICS
+from .keys import dense_key, train_key
+from .paths import Store
 from .state import describe, run_state
 
 if TYPE_CHECKING:
@@ -42,19 +43,27 @@ TRAIN_COLUMNS = ["top1", "top1_std", "top1_n", "top1_by_seed", "top5", "d_top1",
 DELTA_COLUMNS = ["d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "verdict", "seeds_needed"]
 # a shrunk profile's params and FLOPs ratios to the parent beside the paper scale's, and their drift (cost.fidelity)
 FIDELITY_COLUMNS = ["params_x", "paper_params_x", "flops_x", "paper_flops_x", "drift"]
-# the step as a segmentation backbone (`ablab run --task segmentation`): mIoU over seeds and its paired change
-SEGMENTATION_COLUMNS = ["miou", "miou_std", "miou_n", "miou_by_seed", "d_miou", "d_miou_lo", "d_miou_hi", "d_miou_n",
-                        "miou_verdict", "miou_status"]
+
+
+def dense_columns(metric: str) -> list[str]:
+    """A dense task's metric (`ablab run --task`: miou, box_ap, mask_ap): mean, std and n over seeds, each seed's,
+    the paired change against the parent with its interval, n and verdict, and which seed runs are not done."""
+    return [metric, f"{metric}_std", f"{metric}_n", f"{metric}_by_seed", f"d_{metric}", f"d_{metric}_lo",
+            f"d_{metric}_hi", f"d_{metric}_n", f"{metric}_verdict", f"{metric}_status"]
+
+
+DENSE_COLUMNS = [c for metrics in DENSE_METRICS.values() for m in metrics for c in dense_columns(m)]
+_DENSE_TEXT = ("_by_seed", "_verdict", "_status")
 PRETRAIN_COLUMNS = ["pretrain", "pretrain_hours", "pretrain_epoch_seconds", "pretrain_peak_mb"]  # HiViT Table 8
 NUMERIC = ("params", "params_m", "gflops", "throughput", "throughput_batch", "peak_gmacs", "top1", "top1_std", "top1_n",
            "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n", "seeds_needed", "train_hours", "pretrain_hours",
-           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "miou", "miou_std", "miou_n", "d_miou",
-           "d_miou_lo", "d_miou_hi", "d_miou_n", "throughput_lo", "throughput_hi",
-           "throughput_rounds", "classes")
+           "pretrain_epoch_seconds", "pretrain_peak_mb", *FIDELITY_COLUMNS, "throughput_lo", "throughput_hi",
+           "throughput_rounds", "classes", *(c for c in DENSE_COLUMNS if not c.endswith(_DENSE_TEXT)))
 VARIANT_COLUMN = "variant_of"  # a variant's profile; its overrides follow in `set.<field>` columns (`overrides`)
 SET_PREFIX = "set."
 TEXT = (VARIANT_COLUMN, "step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
-        "top1_by_seed", "verdict", "seeds", "status", "miou_by_seed", "miou_verdict", "miou_status", "pretrain", "expect", "machine", "load")
+        "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect", "machine", "load",
+        *(c for c in DENSE_COLUMNS if c.endswith(_DENSE_TEXT)))
 
 
 def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
@@ -137,9 +146,15 @@ def row_top1(df: pd.DataFrame, i: int) -> str:
 
 
 def row_mean(df: pd.DataFrame, i: int, metric: str) -> str:
-    """Row i's `metric` (miou) as 'mean ± std' over its seeds ('mean' for one), '' where there is none."""
+    """Row i's `metric` (a dense task's: miou, box_ap) as 'mean ± std' over its seeds ('mean' for one), '' where
+    there is none."""
     mean, std, n = df.at[i, metric], df.at[i, f"{metric}_std"], df.at[i, f"{metric}_n"]
     return "" if _missing(mean) else str(SeedStats(mean, None if _missing(std) else std, int(n)))
+
+
+def dense_metrics(df: pd.DataFrame) -> list[str]:
+    """The dense tasks' metrics (miou, box_ap, mask_ap) some row of the frame has a value of."""
+    return [m for metrics in DENSE_METRICS.values() for m in metrics if df[m].notna().any()]
 
 
 def row_delta(df: pd.DataFrame, i: int, metric: str = "top1") -> Optional[Delta]:
@@ -190,18 +205,20 @@ def write_summary(recipe: Recipe, profile: str, store: Store) -> Path:
         if step.expect:
             row["expect"] = step.expect
         row.update(_variant_columns(recipe, profile))
-        if recipe.profiles[profile].task.segmentation is not None and row.get("status") != "missing":
-            row.update(_segmentation_summary(store, recipe, profile, step.id))
+        for task in DENSE_METRICS:
+            if getattr(recipe.profiles[profile].task, task) is not None and row.get("status") != "missing":
+                row.update(_dense_summary(store, recipe, profile, step.id, task))
         rows.append(row)
     by_seed = {row["step"]: top1_by_seed(row) for row in rows}
-    by_seed_miou = {row["step"]: by_seed_of(row, "miou_by_seed") for row in rows}
     for row in rows:
         delta = paired_delta(by_seed[row["step"]], by_seed.get(row["parent"], {})) if row["parent"] else None
         row.update(delta_columns(delta))
-        if row.get("miou_by_seed"):
-            delta = (paired_delta(by_seed_miou[row["step"]], by_seed_miou.get(row["parent"], {})) if row["parent"]
-                     else None)
-            row.update(delta_columns(delta, "miou"))
+    for metric in (m for metrics in DENSE_METRICS.values() for m in metrics):
+        found = {row["step"]: by_seed_of(row, f"{metric}_by_seed") for row in rows}
+        for row in rows:
+            if row.get(f"{metric}_by_seed"):
+                delta = paired_delta(found[row["step"]], found.get(row["parent"], {})) if row["parent"] else None
+                row.update(delta_columns(delta, metric))
     return write_rows(path, rows, paper_cols)
 
 
@@ -238,10 +255,11 @@ def columns(rows: list[dict[str, Any]], paper: list[str]) -> list[str]:
     pretrain = PRETRAIN_COLUMNS if any(row.get("pretrain") for row in rows) else []
     shrunk = FIDELITY_COLUMNS if any(row.get("drift") not in (None, "") for row in rows) else []
     expect = ["expect"] if any(row.get("expect") for row in rows) else []
-    segmentation = SEGMENTATION_COLUMNS if any(row.get("miou_status") for row in rows) else []
+    dense = [c for metrics in DENSE_METRICS.values() for m in metrics if any(row.get(f"{m}_status") for row in rows)
+             for c in dense_columns(m)]
     settings = sorted({k for row in rows for k in row if k.startswith(SET_PREFIX)})
     variant = [VARIANT_COLUMN, *settings] if any(row.get(VARIANT_COLUMN) for row in rows) else []
-    return (MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + segmentation + expect + variant + pretrain + list(DESIGN_COLUMNS)
+    return (MEASURE_COLUMNS + shrunk + TRAIN_COLUMNS + dense + expect + variant + pretrain + list(DESIGN_COLUMNS)
             + paper)
 
 
@@ -288,8 +306,8 @@ def top1_by_seed(row: dict[str, Any]) -> dict[int, float]:
 
 
 def delta_columns(delta: Optional[Delta], metric: str = "top1") -> dict[str, Any]:
-    """The summary's columns of a paired difference of `metric` (top1, or miou: no power column), blank where it
-    has none."""
+    """The summary's columns of a paired difference of `metric` (top1, or a dense task's: no power column), blank
+    where it has none."""
     names = [f"d_{metric}", f"d_{metric}_lo", f"d_{metric}_hi", f"d_{metric}_n",
              "verdict" if metric == "top1" else f"{metric}_verdict"] + (["seeds_needed"] if metric == "top1" else [])
     if delta is None:
@@ -335,32 +353,44 @@ def _seed_summary(store: Store, recipe: Recipe, profile: str, step: str) -> dict
     return out
 
 
-def _segmentation_summary(store: Store, recipe: Recipe, profile: str, step: str) -> dict[str, Any]:
-    """mIoU mean / std / n over a step's segmentation runs that are done under today's settings (those of its
-    classification runs' keys), and a status naming the others."""
-    cfg = recipe.profiles[profile].task.segmentation
+def _dense_summary(store: Store, recipe: Recipe, profile: str, step: str, task: str) -> dict[str, Any]:
+    """Each of `task`'s metrics (mean / std / n) over a step's runs of that task that are done under today's settings
+    (those of its classification runs' keys), and a status naming the others."""
+    metrics = DENSE_METRICS[task]
     found, others = {}, []
     for seed in store.seeds_on_disk(recipe.name, profile, step):
         run_dir = store.seed_dir(recipe.name, profile, step, seed)
-        path = run_dir / SEGMENTATION_DIR / "metrics.json"
+        path = run_dir / task / "metrics.json"
         key = run_key(recipe, profile, step, seed, run_dir)
+        cfg = recipe.task_config(task, profile, _recorded_root(run_dir / task / "run.json", task))
         try:
             m = read_json(path) if path.is_file() else {}
         except CorruptFile:
             m = {}
-        if m.get("status") == "done" and key is not None and m.get("key") == segment_key(key, cfg):
-            found[seed] = m["miou"]
-        elif (run_dir / SEGMENTATION_DIR).is_dir():
-            others.append(f"seed {seed}: {m.get('status') if m.get('key') == segment_key(key or '', cfg) else 'stale'}"
+        if m.get("status") == "done" and key is not None and m.get("key") == dense_key(key, task, cfg):
+            found[seed] = m
+        elif (run_dir / task).is_dir():
+            others.append(f"seed {seed}: {m.get('status') if m.get('key') == dense_key(key or '', task, cfg) else 'stale'}"
                           if m else f"seed {seed}: unfinished")
     if not found and not others:
-        return {"miou_status": "not run"}
-    out: dict[str, Any] = {"miou_status": "; ".join(others) or "done"}
-    if found:
-        stats = seed_stats(list(found.values()))
-        out.update(miou=round(stats.mean, 3), miou_std="" if stats.std is None else round(stats.std, 3),
-                   miou_n=stats.n, miou_by_seed=" ".join(f"{seed}:{v:.3f}" for seed, v in found.items()))
+        return {f"{metric}_status": "not run" for metric in metrics}
+    out: dict[str, Any] = {}
+    for metric in metrics:
+        out[f"{metric}_status"] = "; ".join(others) or "done"
+        if found:
+            stats = seed_stats([m[metric] for m in found.values()])
+            out.update({metric: round(stats.mean, 3), f"{metric}_std": "" if stats.std is None else round(stats.std, 3),
+                        f"{metric}_n": stats.n,
+                        f"{metric}_by_seed": " ".join(f"{seed}:{m[metric]:.3f}" for seed, m in found.items())})
     return out
+
+
+def _recorded_root(path: Path, task: str) -> Optional[str]:
+    """The data root a dense run recorded (its --data-root), None where it recorded none."""
+    try:
+        return read_json(path)[task]["data"]["root"] or None
+    except (CorruptFile, OSError, KeyError, TypeError):
+        return None
 
 
 def _pretrain_summary(done: list[dict[str, Any]]) -> dict[str, Any]:
