@@ -65,6 +65,7 @@ def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recip
     assert redo.count("] seed 0: done earlier") + redo.count("] seed 1: done earlier") == 4  # ... on the same backbones
     report = CliRunner().invoke(app, ["report", str(results)]).output
     assert "| mIoU" in report and "paper mIoU" in report
+    assert (results / "segtiny/cpu/dense.png").is_file()  # the roadmap's dense twin
 
 
 def test_detection_reports_box_and_mask_ap_with_their_paired_changes(write_recipe, tmp_path):

@@ -30,13 +30,14 @@ from .catalogue import find, items
 # what a paper column holds and how it is headed (throughput in clips/s for clip models: `tables.title`); text
 # columns compare our design column as printed
 NUMERIC = {"params_m": "Params (M)", "gflops": "FLOPs (G)", "throughput": IMAGES, "top1": "top-1", "top5": "top-5",
-           "cifar100_top1": "CIFAR-100 top-1", "cifar100_top5": "CIFAR-100 top-5", "miou": "mIoU",
+           "cifar100_top1": "CIFAR-100 top-1", "cifar100_top5": "CIFAR-100 top-5", "miou": "mIoU", "box_ap": "box AP",
+           "mask_ap": "mask AP",
            "pt_epoch_minutes": "pre-training min / epoch", "pt_epoch_hours": "pre-training h / epoch",
            "pt_memory_mb": "pre-training memory (MB)", "pt_memory_gb": "pre-training memory (GB)"}
 TEXT = {"depths": "depths", "dims": "dims", "heads": "heads", "tokens": "tokens"}
 STRUCTURE = ("params_m", "gflops", "depths", "dims", "heads", "tokens")  # exact at paper scale, checked to rounding
 COST = ("throughput", "pt_epoch_minutes", "pt_epoch_hours", "pt_memory_mb", "pt_memory_gb")
-ACCURACY = ("top1", "top5", "cifar100_top1", "cifar100_top5", "miou")
+ACCURACY = ("top1", "top5", "cifar100_top1", "cifar100_top5", "miou", "box_ap", "mask_ap")
 SECTION_KEYS = ("item", "row_header", "dataset", "flops", "plot", "rows", "settings", "note")
 SETTING_KEYS = ("field", "label", "paper", "note")
 # a figure item's drawing: top-1 against FLOPs, top-1 per row, top-1 and loss per epoch, pre-training time and

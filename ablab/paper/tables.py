@@ -21,12 +21,14 @@ from ..report.table import Table
 from ..report.units import IMAGES, throughput_unit
 from ..stats import paired_delta, seed_stats
 from ..store.paths import Store
-from ..store.summary import read_rows, setting_label, top1_by_seed
+from ..settings import DENSE_METRICS
+from ..store.summary import by_seed_of, read_rows, setting_label, top1_by_seed
 from .catalogue import find
 from .section import ACCURACY, MISSING, NUMERIC, STRUCTURE, TEXT, Row, Section, setting_value
 
 NORM_OPS = ("layer_norm", "batch_norm", "group_norm")
 SETTING_FIELDS = ("device", "dtype", "compile", "channels_last", "machine", "load")  # a summary row's setting
+DENSE_DATASETS = {"scenes": "ShapeTex scenes proxy", "ade20k": "ADE20K", "coco": "COCO"}
 DATASETS = {"shapetex": "ShapeTex proxy", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "ImageFolder",
             "shapeclips": "ShapeClips proxy", "kinetics": "Kinetics"}
 TOLERANCE = 1e-9  # float noise on top of half a unit of the paper's last printed digit
@@ -184,8 +186,28 @@ def build_paper_table(recipe: Recipe, section: Section, profile: str, store: Sto
     if any(d is not None for d in deltas):
         data[f"ours Δ top-1 vs {section.rows[0].label} [95% CI]"] = [
             "" if d is None else f"{d} (n = {d.n})" for d in deltas]
+    data |= _dense_columns(recipe, section, profile, ours)
     caption = _caption(recipe, section, profile, ours, unit=unit)
     return Table(f"{item.paper} {item.printed}: {item.title} ({profile})", pd.DataFrame(data), caption)
+
+
+def _dense_columns(recipe: Recipe, section: Section, profile: str, ours: dict[str, Ours]) -> dict[str, list[str]]:
+    """Each dense task's metric the paper prints (mIoU, box / mask AP), ours where the steps were its backbones
+    (`ablab run --task`): mean ± std (n) over seeds, and the paired change against the first row."""
+    out = {}
+    for task, metrics in DENSE_METRICS.items():
+        cfg = recipe.task_config(task, profile)
+        for metric in (m for m in metrics if m in section.columns):
+            seeds = {r.step: by_seed_of(ours[r.step].summary, f"{metric}_by_seed") for r in section.rows}
+            if cfg is None or not any(seeds.values()):
+                continue
+            label, first = f"{NUMERIC[metric]} ({DENSE_DATASETS[cfg.data.name]})", seeds[section.rows[0].step]
+            out[f"ours {label}"] = [f"{seed_stats(list(v.values()))} (n = {len(v)})" if v else "" for v in seeds.values()]
+            deltas = [paired_delta(seeds[r.step], first) if i else None for i, r in enumerate(section.rows)]
+            if any(d is not None for d in deltas):
+                out[f"ours Δ {NUMERIC[metric]} vs {section.rows[0].label} [95% CI]"] = [
+                    "" if d is None else f"{d} (n = {d.n})" for d in deltas]
+    return out
 
 
 def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Ours], unit: str = IMAGES) -> str:

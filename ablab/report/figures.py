@@ -1,5 +1,6 @@
 """Every figure a recipe/profile summary.csv supports, written beside it as PNG and PDF (atomically): the roadmap
-(`waterfall`), top-1 vs throughput (`accuracy`), throughput vs GFLOPs with hardware efficiency (`efficiency`), the
+(`waterfall`), its dense-task twin where steps were dense backbones (`dense`: mIoU, box and mask AP), top-1 vs
+throughput (`accuracy`), throughput vs GFLOPs with hardware efficiency (`efficiency`), the
 training curves where the runs' logs are (`curves`), and the cross-recipe overview.
 
 Conventions: `gflops` is fvcore's count (1 multiply-add = 1 FLOP, i.e. GMACs per image or clip), `throughput` is
@@ -28,7 +29,7 @@ from .accuracy import accuracy_figure, overview_figure  # noqa: E402
 from .curves import curves_figure  # noqa: E402
 from .efficiency import efficiency_figure  # noqa: E402
 from .figure_data import Summary, by_setting, read_summary, slug  # noqa: E402
-from .waterfall import waterfall_figure  # noqa: E402
+from .waterfall import dense_figure, waterfall_figure  # noqa: E402
 
 DPI = 150
 FORMATS = ("png", "pdf")
@@ -41,6 +42,7 @@ def write_figures(summary: Path) -> list[Path]:
     written: list[Path] = []
     drawers: list[tuple[str, Summary, Callable[[Summary], Optional[Figure]]]] = [
         ("waterfall", s, waterfall_figure),
+        ("dense", s, dense_figure),
         *[(f"{name}{suffix}", part, draw) for suffix, part in by_setting(s)
           for name, draw in (("accuracy_vs_throughput", accuracy_figure), ("efficiency", efficiency_figure))],
     ]

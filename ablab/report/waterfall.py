@@ -1,6 +1,7 @@
 """The roadmap (ConvNeXt style): a row per step in recipe order, top-1 bars from zero with the 95% interval of
 the mean, the chance line and the paper's numbers, the paired change against the parent written beside each bar,
-and throughput as a multiple of the chain's root (only where both were measured alike on an idle machine)."""
+and throughput as a multiple of the chain's root (only where both were measured alike on an idle machine). The
+dense roadmap draws the same bars for each dense task's metric (mIoU, box and mask AP: `ablab run --task`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 
 from ..stats import CONFIDENCE
-from ..store.summary import row_delta
+from ..settings import METRIC_LABELS
+from ..store.summary import dense_metrics, row_delta
 from .figure_data import FLAT, VERDICT_COLORS, Summary, seeds_n, short, step_name
 from .numbers import rate
 from .measured import alike_root, idle, plausible, spread
@@ -44,7 +46,7 @@ def waterfall_figure(s: Summary) -> Optional[Figure]:
     axes[0].set_yticks(range(len(rows)), [step_name(st, lb) for st, lb in zip(rows["step"], rows["label"])],
                        fontsize=9)
     axes[0].set_ylim(len(rows) - 0.5, -0.5)  # first step on top
-    handles = _top1_panel(axes[0], rows, colors, s.classes) if has_top1 else []
+    handles = _metric_panel(axes[0], rows, colors, "top1", s.classes) if has_top1 else []
     anchored, speed_handles = _speed_panel(axes[-1], rows, colors, unit=s.unit)
     for ax in axes:
         _chain_separators(ax, rows)
@@ -57,37 +59,66 @@ def waterfall_figure(s: Summary) -> Optional[Figure]:
     return fig
 
 
-def _top1_panel(ax: Axes, rows: pd.DataFrame, colors: list[str], classes: Optional[int]) -> list:
-    """Bars of mean top-1 from zero, whiskers of its 95% interval (Student t over the seeds), the paper's top-1 as
-    markers and chance as a line; beside the panel per row the mean ± std (n) and the paired change against the
-    parent [95% interval] in its verdict's colour, or the step's status. Returns the legend handles."""
+def dense_figure(s: Summary) -> Optional[Figure]:
+    """One panel per dense task's metric some step has (mIoU, box AP, mask AP), a row per step as in the roadmap;
+    None where no step was a dense backbone."""
+    rows = s.rows.reset_index(drop=True)
+    metrics = dense_metrics(rows)
+    if not metrics:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), sharey=True, squeeze=False, dpi=DPI,
+                             figsize=(PANEL * len(metrics) + 4, ROW * len(rows) + 2.6))
+    axes = list(axes[0])
+    colors = [s.colors[r] for r in rows["root"]]
+    axes[0].set_yticks(range(len(rows)), [step_name(st, lb) for st, lb in zip(rows["step"], rows["label"])],
+                       fontsize=9)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    handles = [h for ax, metric in zip(axes, metrics) for h in _metric_panel(ax, rows, colors, metric)]
+    for ax in axes:
+        _chain_separators(ax, rows)
+    fig.suptitle(f"{s.recipe} / {s.profile}: each step as a dense backbone, step by step\n"
+                 + "; ".join(DENSE_HEADS[m] for m in metrics if m in DENSE_HEADS), fontsize=11)
+    _layout(fig, axes, _legend(fig, handles, rows, colors), beside=axes)
+    return fig
+
+
+DENSE_HEADS = {"miou": "mIoU: UperNet on the step's feature maps", "box_ap": "box and mask AP: Mask R-CNN with FPN"}
+
+
+def _metric_panel(ax: Axes, rows: pd.DataFrame, colors: list[str], metric: str,
+                  classes: Optional[int] = None) -> list:
+    """Bars of `metric`'s mean (top1, or a dense task's) from zero, whiskers of its 95% interval (Student t over
+    the seeds), the paper's number as markers and chance as a line (top-1 of `classes`); beside the panel per row
+    the mean ± std (n) and the paired change against the parent [95% interval] in its verdict's colour, or the
+    step's status. Returns the legend handles."""
     from scipy import stats
 
     previous = [""] + list(rows["step"][:-1])
-    seeds = seeds_n(rows)
+    seeds = seeds_n(rows) if metric == "top1" else rows[f"{metric}_n"].fillna(1).astype(int)
+    status = rows["status"] if metric == "top1" else rows[f"{metric}_status"]
     ends = []
     for i, row in rows.iterrows():
-        if pd.isna(row["top1"]):
-            _beside(ax, i, short(row["status"] or "missing", 45), "0.4", italic=True)
+        if pd.isna(row[metric]):
+            _beside(ax, i, short(status[i] or "missing", 45), "0.4", italic=True)
             continue
-        ax.barh(i, row["top1"], height=0.62, color=colors[i], alpha=0.8)
+        ax.barh(i, row[metric], height=0.62, color=colors[i], alpha=0.8)
         n = seeds[i]
-        text = f"{row['top1']:.1f} (n = 1)"
-        if n > 1 and row["top1_std"] > 0:
-            half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * row["top1_std"] / math.sqrt(n)
-            ax.errorbar(row["top1"], i, xerr=half, fmt="none", ecolor="0.15", elinewidth=0.9, capsize=2.5)
-            ends.append(row["top1"] + half)
-            text = f"{row['top1']:.1f} ± {row['top1_std']:.1f} (n = {n})"
+        text = f"{row[metric]:.1f} (n = 1)"
+        if n > 1 and row[f"{metric}_std"] > 0:
+            half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * row[f"{metric}_std"] / math.sqrt(n)
+            ax.errorbar(row[metric], i, xerr=half, fmt="none", ecolor="0.15", elinewidth=0.9, capsize=2.5)
+            ends.append(row[metric] + half)
+            text = f"{row[metric]:.1f} ± {row[f'{metric}_std']:.1f} (n = {n})"
         words = _beside(ax, i, text, "black")
-        delta = row_delta(rows, i)
+        delta = row_delta(rows, i, metric)
         if delta is not None:
             vs = f" vs {row['parent']}" if row["parent"] != previous[i] else ""
             words = _after(words, f"{delta}{vs}", VERDICT_COLORS.get(delta.verdict, FLAT))
-        if row["status"] not in ("done", "", "missing"):
-            _after(words, short(row["status"], 30), "0.4", italic=True)
+        if status[i] not in ("done", "", "missing"):
+            _after(words, short(status[i], 30), "0.4", italic=True)
     handles = [Line2D([], [], color="0.15", marker="|", markersize=8, linestyle="-", linewidth=0.9,
                       label="whisker: 95% interval of the mean over seeds (Student t)")] if ends else []
-    paper = rows["paper_top1"] if "paper_top1" in rows else pd.Series(dtype=float)
+    paper = rows[f"paper_{metric}"] if f"paper_{metric}" in rows else pd.Series(dtype=float)
     if paper.notna().any():
         ax.scatter(paper, paper.index, **PAPER_MARKER)
         handles.append(ax.scatter([], [], label=PAPER_LABEL, **PAPER_MARKER))
@@ -96,8 +127,12 @@ def _top1_panel(ax: Axes, rows: pd.DataFrame, colors: list[str], classes: Option
         ax.axvline(chance, color="0.25", linestyle=":", linewidth=1.2, zorder=1)
         handles.append(Line2D([], [], color="0.25", linestyle=":", linewidth=1.2,
                               label=f"chance: 100 / {classes} classes = {chance:.3g}%"))
-    ax.set_xlim(0, max([100.0, *ends, *paper.dropna()]))
-    ax.set_xlabel("top-1 accuracy (%); beside: mean ± std (n seeds),\nchange vs parent [95% paired interval]")
+    if metric == "top1":
+        ax.set_xlim(0, max([100.0, *ends, *paper.dropna()]))
+    else:  # a margin, so that a marker at the largest value is drawn whole
+        ax.set_xlim(0, max([1.0, *ends, *paper.dropna(), *rows[metric].dropna()]) * 1.04)
+    name = "top-1 accuracy" if metric == "top1" else METRIC_LABELS[metric]
+    ax.set_xlabel(f"{name} (%); beside: mean ± std (n seeds),\nchange vs parent [95% paired interval]")
     ax.grid(True, axis="x", alpha=0.3)
     return handles
 
@@ -191,14 +226,15 @@ def _legend(fig: Figure, handles: list, rows: pd.DataFrame, colors: list[str]) -
     return fig.legend(handles=shown, loc="lower center", ncol=min(3, len(shown)), fontsize=8, frameon=False)
 
 
-def _layout(fig: Figure, axes: list[Axes], legend: Optional[Legend]) -> None:
-    """Size the figure to its row labels, the texts written between the panels and the panels, then lay it out
-    above the legend."""
+def _layout(fig: Figure, axes: list[Axes], legend: Optional[Legend], beside: Optional[list[Axes]] = None) -> None:
+    """Size the figure to its row labels, the texts written right of the `beside` panels (default: all but the
+    last) and the panels, then lay it out above the legend."""
     renderer = fig.canvas.get_renderer()
-    frame = axes[0].get_window_extent(renderer)
     ticks = max((t.get_window_extent(renderer).width for t in axes[0].get_yticklabels()), default=0.0)
-    beside = [t.get_window_extent(renderer).x1 for t in axes[0].texts if len(axes) > 1]
-    words = max([frame.x1, *beside]) - frame.x1
+    words = 0.0  # the texts written right of each panel, beyond its frame
+    for ax in axes[:-1] if beside is None else beside:
+        frame = ax.get_window_extent(renderer)
+        words += max([frame.x1, *(t.get_window_extent(renderer).x1 for t in ax.texts)]) - frame.x1
     fig.set_size_inches((ticks + words) / fig.dpi + PANEL * len(axes) + 0.8, fig.get_figheight())
     below = 0.0 if legend is None else (legend.get_window_extent(renderer).height + 8) / fig.bbox.height
     fig.tight_layout(rect=(0, below, 1, 1))
