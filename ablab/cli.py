@@ -272,7 +272,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     import sys
 
     from .dist import is_main, world_size
-    from .runs.estimate import plan_runs
+    from .runs.estimate import plan_dense, plan_runs
     from .runs.preflight import PreflightError, preflight
     from .runs.progress import RunProgress, banner
     from .runs.runner import run_recipe
@@ -299,8 +299,10 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
     train_root = None if task != "classification" else data_root  # with a dense task, the root is its dataset's
     plan = None if measure_only or not is_main() else plan_runs(r, profile, store, ids, seed_list, train_root, force,
                                                                  quick=cluster is None)
+    dense = (plan_dense(r, profile, store, ids, seed_list, task, data_root)
+             if task != "classification" and plan is not None else None)
     if is_main():
-        for line in banner(r, profile, store, ids, seed_list, plan, train_root, local=cluster is None):
+        for line in banner(r, profile, store, ids, seed_list, plan, train_root, local=cluster is None, dense=dense):
             typer.echo(line)
     if cluster is not None:
         if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, store, cluster, wait):

@@ -52,6 +52,7 @@ def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recip
     out = CliRunner().invoke(app, run)
     assert out.exit_code == 0, out.output
     assert out.output.count(": segmentation: mIoU ") == 4 and "Δ mIoU [95% CI]" in out.output
+    assert "then each run as a segmentation backbone: 0 done, 4 to train: about " in out.output
     found = rows(results)
     assert (found["o"]["miou_n"], found["a"]["miou_n"], found["a"]["d_miou_n"]) == ("2", "2", "2")
     assert found["a"]["miou_verdict"] in ("better", "worse", "not resolved") and found["o"]["miou_status"] == "done"
@@ -59,6 +60,7 @@ def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recip
         assert (results / f"segtiny/cpu/o/seed{seed}/segmentation/log.csv").is_file()
     again = CliRunner().invoke(app, run).output  # keyed: nothing is trained again
     assert again.count("skipped (--force re-runs)") == 8 and "epoch 1/1" not in again
+    assert "then each run as a segmentation backbone: 4 done, 0 to train\n" in again
     changed = write_recipe(RECIPE.replace("epochs: 1, batch_size: 8", "epochs: 2, batch_size: 8"))
     redo = CliRunner().invoke(app, ["run", str(changed), "--task", "segmentation", "--results", str(results)]).output
     assert redo.count("segmentation: epoch 2/2") == 4  # the dense runs redone under their new settings ...
@@ -74,6 +76,7 @@ def test_detection_reports_box_and_mask_ap_with_their_paired_changes(write_recip
     out = CliRunner().invoke(app, run)
     assert out.exit_code == 0, out.output
     assert out.output.count(": detection: box AP ") == 4 and "Δ mask AP [95% CI]" in out.output
+    assert "then each run as a detection backbone: 0 done, 4 to train: about " in out.output
     found = rows(results)
     for metric in ("box_ap", "mask_ap"):
         assert (found["o"][f"{metric}_n"], found["a"][f"d_{metric}_n"], found["o"][f"{metric}_status"]) == ("2", "2",

@@ -125,6 +125,87 @@ def plan_runs(recipe: Recipe, profile: str, store: Store, steps: list[str], seed
     return Plan(runs, pace, source)
 
 
+@dataclass(frozen=True)
+class DensePlan:
+    """The dense task's runs of one `ablab run --task`: how many are done under today's settings, how many to train,
+    and the seconds those will take (None where unknown: a dataset on disk is not probed)."""
+
+    task: str
+    done: int
+    todo: int
+    seconds: Optional[float]
+
+
+def plan_dense(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: tuple[int, ...], task: str,
+               data_root: Optional[str] = None) -> DensePlan:
+    """Each (step, seed)'s `task` run as the runner will find it (done only where its classification run is done
+    and the dense run is under today's key), and a quick estimate of the rest: timed training batches of the first
+    step's dense model on random images, other steps scaled by their classification multiply-adds."""
+    from ..cost.fidelity import CostCache
+    from ..store.keys import dense_key
+
+    cfg = recipe.task_config(task, profile, data_root)
+    todo: list[str] = []
+    for step in steps:
+        spec, train = recipe.spec(step, profile), recipe.train_config(step, profile)
+        for seed in seeds:
+            run_dir = store.seed_dir(recipe.name, profile, step, seed)
+            key = dense_key(train_key(spec, train, seed), task, cfg)
+            if _read(run_dir / task / "metrics.json").get("key") != key:
+                todo.append(step)
+    seconds = None
+    if todo and cfg.data.name == "scenes":
+        cache = CostCache()
+        macs = {step: cache(recipe.spec(step, profile)).macs for step in set(todo)}
+        cache.save()
+        first = probe_dense(recipe.spec(todo[0], profile), cfg, task)
+        seconds = sum(first * macs[step] / macs[todo[0]] for step in todo) if macs[todo[0]] else None
+    return DensePlan(task, len(steps) * len(seeds) - len(todo), len(todo), seconds)
+
+
+def probe_dense(spec: ArchSpec, cfg: Any, task: str) -> float:
+    """A fresh dense run's seconds, quickly: the median of PROBE_BATCHES timed training steps of the task's model on
+    random scenes-sized images gives seconds per image; an evaluated image costs a third of one."""
+    import dataclasses
+
+    import torch
+
+    spec = dataclasses.replace(spec, img_size=cfg.img_size)
+    batch = min(cfg.batch_size, PROBE_BATCH_SIZE)
+    x = torch.rand(batch, 3, cfg.img_size, cfg.img_size)
+    if task == "segmentation":
+        from ..dense.segmenter import build_segmenter, segmentation_loss
+
+        model = build_segmenter(spec, 11, channels=cfg.channels, aux_channels=cfg.aux_channels).train()
+        y = torch.randint(11, (batch, cfg.img_size, cfg.img_size))
+        loss = lambda: segmentation_loss(model(x), y, aux_weight=cfg.aux_weight)  # noqa: E731
+    else:
+        from ..dense.detector import build_detector
+
+        model = build_detector(spec, 11, fpn_channels=cfg.fpn_channels, rpn_batch_size_per_image=cfg.anchors_per_image,
+                               box_batch_size_per_image=cfg.rois_per_image).train()
+        side = cfg.img_size
+        box = torch.tensor([[side * 0.2, side * 0.2, side * 0.7, side * 0.6]])
+        mask = torch.zeros(1, side, side, dtype=torch.uint8)
+        mask[:, side // 5:side * 3 // 5, side // 5:side * 7 // 10] = 1
+        target = [{"boxes": box, "labels": torch.tensor([1]), "masks": mask}] * batch
+        loss = lambda: sum(model(list(x), target).values())  # noqa: E731
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+
+    def step() -> float:
+        start = time.perf_counter()
+        value = loss()
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    per_image = statistics.median([step() for _ in range(PROBE_WARMUP + PROBE_BATCHES)][PROBE_WARMUP:]) / batch
+    data = cfg.data
+    evaluated = data.val_size + (cfg.epochs - 1) * min(cfg.epoch_val or data.val_size, data.val_size)
+    return per_image * (cfg.epochs * data.train_size + evaluated / 3)
+
+
 def _planned(step: str, seed: int, epochs: int, run_dir: Path, metrics: Optional[dict[str, Any]], key: str,
              force: bool) -> PlannedRun:
     """A run as the runner will find it: `metrics` is its record under today's settings (None when it has none)."""

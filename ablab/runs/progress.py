@@ -15,7 +15,7 @@ from rich.text import Text
 
 from ..engine.loop import Progress as EngineProgress
 from ..settings import GENERATED, METRIC_LABELS
-from .estimate import Plan, PlannedRun, clock, duration
+from .estimate import DensePlan, Plan, PlannedRun, clock, duration
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
@@ -194,9 +194,11 @@ def epoch_line(row: dict[str, Any], epochs: int, unit: str = "im/s") -> str:
 
 
 def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: tuple[int, ...],
-           plan: Optional[Plan], data_root: Optional[str] = None, local: bool = True) -> list[str]:
+           plan: Optional[Plan], data_root: Optional[str] = None, local: bool = True,
+           dense: Optional[DensePlan] = None) -> list[str]:
     """What `ablab run` is about to do: the recipe, the profile (its shrink and data), where results go, the runs
-    (done, to resume, to train; `plan` None: measurement only) and, for a `local` run, the estimated time."""
+    (done, to resume, to train; `plan` None: measurement only), a dense task's runs on top of them, and for a
+    `local` run the estimated time."""
     prof, data = recipe.profiles[profile], recipe.train_config(steps[0], profile, data_root).data
     scale = prof.scale
     frames = f"{scale.frames} frames at " if scale is not None and scale.frames else ""
@@ -226,6 +228,11 @@ def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: 
             "nothing to train" if not any(run.left for run in plan.runs) else
             "unknown (nothing has measured how fast this trains here; the ETA appears after the first batches)"
             if seconds is None else f"about {duration(seconds)} of training, from {plan.source}"))
+    if dense is not None:
+        estimate = ("" if not local or not dense.todo else
+                    f": about {duration(dense.seconds)}, from timed training batches of the first step's {dense.task} "
+                    "model, other steps scaled by multiply-adds" if dense.seconds is not None else ": time unknown")
+        lines.append(f"then each run as a {dense.task} backbone: {dense.done} done, {dense.todo} to train{estimate}")
     return lines
 
 
