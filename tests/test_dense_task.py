@@ -46,13 +46,21 @@ def rows(results):
         return {row["step"]: row for row in csv.DictReader(f)}
 
 
-def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recipe, tmp_path):
+def run_task(write_recipe, tmp_path, task: str, headline: str) -> tuple[list[str], object]:
+    """`ablab run --task` of the tiny recipe: both steps, both seeds; its arguments and the results root, after
+    checking that every run printed `headline` and the banner planned all four."""
     path, results = write_recipe(RECIPE), tmp_path / "results"
-    run = ["run", str(path), "--task", "segmentation", "--results", str(results)]
+    run = ["run", str(path), "--task", task, "--results", str(results)]
     out = CliRunner().invoke(app, run)
     assert out.exit_code == 0, out.output
-    assert out.output.count(": segmentation: mIoU ") == 4 and "Δ mIoU [95% CI]" in out.output
-    assert "then each run as a segmentation backbone: 0 done, 4 to train: about " in out.output
+    assert out.output.count(f": {task}: {headline} ") == 4
+    assert f"Δ {headline} [95% CI]" in out.output  # the closing table
+    assert f"then each run as a {task} backbone: 0 done, 4 to train: about " in out.output
+    return run, results
+
+
+def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recipe, tmp_path):
+    run, results = run_task(write_recipe, tmp_path, "segmentation", "mIoU")
     found = rows(results)
     assert (found["o"]["miou_n"], found["a"]["miou_n"], found["a"]["d_miou_n"]) == ("2", "2", "2")
     assert found["a"]["miou_verdict"] in ("better", "worse", "not resolved") and found["o"]["miou_status"] == "done"
@@ -71,12 +79,7 @@ def test_segmentation_runs_every_seed_of_every_step_and_reports_miou(write_recip
 
 
 def test_detection_reports_box_and_mask_ap_with_their_paired_changes(write_recipe, tmp_path):
-    path, results = write_recipe(RECIPE), tmp_path / "results"
-    run = ["run", str(path), "--task", "detection", "--results", str(results)]
-    out = CliRunner().invoke(app, run)
-    assert out.exit_code == 0, out.output
-    assert out.output.count(": detection: box AP ") == 4 and "Δ mask AP [95% CI]" in out.output
-    assert "then each run as a detection backbone: 0 done, 4 to train: about " in out.output
+    run, results = run_task(write_recipe, tmp_path, "detection", "box AP")
     found = rows(results)
     for metric in ("box_ap", "mask_ap"):
         assert (found["o"][f"{metric}_n"], found["a"][f"d_{metric}_n"], found["o"][f"{metric}_status"]) == ("2", "2",
