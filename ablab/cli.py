@@ -102,12 +102,17 @@ def validate(
     recipes: list[Path] = typer.Argument(..., help="One or more recipe files."),
     strict: bool = typer.Option(False, "--strict", help="A step whose shrink drifts from the paper's ratios is an "
                                 "error, not a warning."),
+    profile: Optional[str] = typer.Option(None, help="The profile --set / --sweep change (default: as `ablab run`)."),
+    sets: list[str] = SET,
+    sweeps: list[str] = SWEEP,
 ) -> None:
     """Check recipes (fields, transforms, parameters, steps, every profile) without running anything, and how
-    faithfully each shrunk profile keeps every step's params and FLOPs ratios to its parent (docs/recipes.md)."""
+    faithfully each shrunk profile keeps every step's params and FLOPs ratios to its parent (docs/recipes.md).
+    With --set / --sweep: each variant of the profile they change, as `ablab run` would load it."""
     from .cost.fidelity import BAND, CostCache, fidelity
 
-    loaded = [_load(recipe) for recipe in recipes]
+    loaded = ([r for recipe in recipes for r, _ in _variants(recipe, profile, sets, sweeps)] if sets or sweeps
+              else [_load(recipe) for recipe in recipes])
     cache, drifted = CostCache(), []
     for r in loaded:
         typer.echo(f"ok: {r.path}: {len(r.steps)} steps ({', '.join(s.id for s in r.steps)}), "

@@ -69,6 +69,15 @@ def test_overrides_are_validated_as_the_recipes_fields_naming_the_argument(write
         "--set seeds=[1, 1]: profiles.cpu.seeds: seeds repeat: [1, 1]"]
 
 
+def test_validate_checks_a_variant_as_run_would_load_it(write_recipe):
+    path = write_recipe(TINY)
+    out = CliRunner().invoke(app, ["validate", str(path), "--set", "train.lr=abc"])
+    assert out.exit_code == 2
+    assert "--set train.lr=abc: profiles.cpu.train.lr: expected a finite number, got 'abc'" in out.output
+    out = CliRunner().invoke(app, ["validate", str(path), "--sweep", "train.lr=1e-3,2e-3"])
+    assert out.exit_code == 0 and out.output.count("ok: ") == 2 and "profiles: cpu+train.lr=0.002" in out.output
+
+
 def test_a_variant_carries_its_overrides_and_the_steps_profile_settings(write_recipe):
     path = write_recipe(TINY.replace("  - {id: o, label: tiny}", "  - {id: o, label: tiny, train_at: {cpu: {epochs: 2}}}"))
     (point,) = points(["train.lr=2e-3", "train.data.train_size=128"], [])
