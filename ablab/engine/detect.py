@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from torchvision.models.detection import MaskRCNN
 
 from ..arch.spec import ArchSpec
 from ..data.scenes import SEG_CLASSES
@@ -34,8 +35,7 @@ def train_detection(spec: ArchSpec, cfg: DetectionConfig, run_dir: Path, seed: i
     seed_everything(seed)
     spec = dataclasses.replace(spec, img_size=cfg.img_size)  # B, 3, img_size, img_size in, maps at strides 4-32
     data = detection_data(cfg)
-    model = build_detector(spec, data.classes, fpn_channels=cfg.fpn_channels,  # object classes + background
-                           rpn_batch_size_per_image=cfg.anchors_per_image, box_batch_size_per_image=cfg.rois_per_image)
+    model = detection_model(spec, data.classes, cfg)  # object classes + background
     fitted = fit_backbone(model.backbone.body.net, backbone, run_dir)
     model.to(dev)
 
@@ -52,6 +52,12 @@ def train_detection(spec: ArchSpec, cfg: DetectionConfig, run_dir: Path, seed: i
     last = rows[-1] if rows else {}
     return result(cfg, seconds, fitted, dev, backbone, box_ap=last.get("val_box_ap"),
                   mask_ap=last.get("val_mask_ap"), box_ap50=last.get("val_box_ap50"))
+
+
+def detection_model(spec: ArchSpec, classes: int, cfg: DetectionConfig) -> MaskRCNN:
+    """Mask R-CNN on `spec` (at the task's size) as `cfg` sizes its FPN and samples its anchors and RoIs."""
+    return build_detector(spec, classes, fpn_channels=cfg.fpn_channels, rpn_batch_size_per_image=cfg.anchors_per_image,
+                          box_batch_size_per_image=cfg.rois_per_image)
 
 
 def detection_data(cfg: DetectionConfig) -> DenseSource:

@@ -38,7 +38,7 @@ def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, s
     seed_everything(seed)
     spec = dataclasses.replace(spec, img_size=cfg.img_size)  # B, 3, img_size, img_size in, maps at strides 4-32
     data = segmentation_data(cfg)
-    model = build_segmenter(spec, data.classes, channels=cfg.channels, aux_channels=cfg.aux_channels)
+    model = segmentation_model(spec, data.classes, cfg)
     fitted = fit_backbone(model.backbone.net, backbone, run_dir)
     model.to(dev)
 
@@ -53,6 +53,11 @@ def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, s
                                 lr=lr, data=data, loss=loss, metrics=("miou", "acc"), progress=progress)
     last = rows[-1] if rows else {}
     return result(cfg, seconds, fitted, dev, backbone, miou=last.get("val_miou"), pixel_acc=last.get("val_acc"))
+
+
+def segmentation_model(spec: ArchSpec, classes: int, cfg: SegmentationConfig) -> Segmenter:
+    """UperNet and its auxiliary head on `spec` (at the task's size), as wide as `cfg` says."""
+    return build_segmenter(spec, classes, channels=cfg.channels, aux_channels=cfg.aux_channels)
 
 
 def segmentation_data(cfg: SegmentationConfig) -> DenseSource:

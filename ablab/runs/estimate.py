@@ -170,20 +170,22 @@ def probe_dense(spec: ArchSpec, cfg: Any, task: str) -> float:
 
     import torch
 
-    spec = dataclasses.replace(spec, img_size=cfg.img_size)
+    from ..data.scenes import SEG_CLASSES
+
+    spec = dataclasses.replace(spec, img_size=cfg.img_size)  # scenes' classes: only scenes are probed
     batch = min(cfg.batch_size, PROBE_BATCH_SIZE)
     x = torch.rand(batch, 3, cfg.img_size, cfg.img_size)
     if task == "segmentation":
-        from ..dense.segmenter import build_segmenter, segmentation_loss
+        from ..dense.segmenter import segmentation_loss
+        from ..engine.segment import segmentation_model
 
-        model = build_segmenter(spec, 11, channels=cfg.channels, aux_channels=cfg.aux_channels).train()
-        y = torch.randint(11, (batch, cfg.img_size, cfg.img_size))
+        model = segmentation_model(spec, SEG_CLASSES, cfg).train()
+        y = torch.randint(SEG_CLASSES, (batch, cfg.img_size, cfg.img_size))
         loss = lambda: segmentation_loss(model(x), y, aux_weight=cfg.aux_weight)  # noqa: E731
     else:
-        from ..dense.detector import build_detector
+        from ..engine.detect import detection_model
 
-        model = build_detector(spec, 11, fpn_channels=cfg.fpn_channels, rpn_batch_size_per_image=cfg.anchors_per_image,
-                               box_batch_size_per_image=cfg.rois_per_image).train()
+        model = detection_model(spec, SEG_CLASSES, cfg).train()
         side = cfg.img_size
         box = torch.tensor([[side * 0.2, side * 0.2, side * 0.7, side * 0.6]])
         mask = torch.zeros(1, side, side, dtype=torch.uint8)
