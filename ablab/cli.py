@@ -554,6 +554,7 @@ def bench(
     batch_size: int = typer.Option(8, help="Images per forward pass."),
     rounds: int = typer.Option(10, help="Timed forward passes per model (alternating ours / timm)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    amp: bool = typer.Option(False, help="Both models under fp16 autocast (CUDA only), as the papers time on a GPU."),
 ) -> None:
     """Throughput of our presets against timm's models of the same architecture, side by side, as a ratio."""
     from .arch.presets import timm_twins
@@ -563,9 +564,13 @@ def bench(
     for name in presets or ["vit_b16", "swin_b"]:
         if name not in twins:
             _fail([f"error: preset '{name}' has no timm twin; choose from {', '.join(sorted(twins))}"])
-        r = bench_against_timm(name, batch_size, rounds, device)
+        try:
+            r = bench_against_timm(name, batch_size, rounds, device, amp)
+        except ValueError as e:
+            _fail([f"error: {e}"])
         typer.echo(f"{name:10s} ours {r.ours:8.2f} im/s   timm {r.timm_model} {r.timm:8.2f} im/s   "
-                   f"ratio {r.ratio:.3f}   params equal: {r.params_equal}   (batch {batch_size}, {device})")
+                   f"ratio {r.ratio:.3f}   params equal: {r.params_equal}   "
+                   f"(batch {batch_size}, {device}{', fp16' if amp else ''})")
 
 
 def main() -> None:

@@ -89,7 +89,8 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
                                         tp.load.state)}
         rows.append(row)
         against = "unlike" if x is None else f"x{x[0]:.2f} [{x[1]:.2f}, {x[2]:.2f}]"
-        print(f"{recipe.name:16s} {step.id:14s} {tp.spread.text('im/s'):44s} batch {tp.batch_size:4d}  "
+        unit = "clips/s" if spec.frames > 1 else "im/s"
+        print(f"{recipe.name:16s} {step.id:14s} {tp.spread.text(unit):44s} batch {tp.batch_size:4d}  "
               f"{against} of {root:10s}  paper {paper or '-':>6}  paper x{row['paper_x_root'] or '-'}  "
               f"{tp.load.state}", flush=True)
         if torch.cuda.is_available():
