@@ -89,9 +89,27 @@ class Recipe:
     attention_variance: Optional[AttentionVarianceStudy] = None  # from `analysis: {attention_variance: ...}`
     cluster: ClusterConfig = ClusterConfig()  # what `ablab run --executor submitit` asks for per job
     regenerates: tuple[Section, ...] = ()  # the paper tables and figures its steps regenerate (`ablab paper`)
+    source: Optional[Source] = field(default=None, repr=False, compare=False)  # lines, for errors found later
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
+
+    def where(self, key: Key) -> str:
+        """'file:line: field' of `key` (its nearest line in the file), for problems found after loading: a
+        checkpoint that is not on this machine."""
+        return self.source.where(key) if self.source is not None else f"{self.path}: {'.'.join(map(str, key))}"
+
+    def train_key(self, step_id: str, profile: str, name: str) -> Key:
+        """Where `step_id`'s training field `name` at `profile` is written: the step's train_at for the profile,
+        else the step's train, else the profile's train."""
+        i, step = next((i, s) for i, s in enumerate(self.steps) if s.id == step_id)
+        if name in step.train_at.get(profile, {}):
+            return ("steps", i, "train_at", profile, name)
+        return ("steps", i, "train", name) if name in step.train else ("profiles", self.of(profile), "train", name)
+
+    def of(self, profile: str) -> str:
+        """The profile as the file names it (a --set variant's own name is not in the file)."""
+        return self.profiles[profile].of or profile
 
     def label(self, step_id: str, profile: str) -> str:
         """The step's label as printed at `profile`: under a shrink it says so ('ViT-B (cpu shrink)'), since the
@@ -189,7 +207,7 @@ def load_recipe(path: str | Path, overrides: tuple[Override, ...] = (), profile:
         _check_study(p, study, specs, profiles)
     p.raise_if_any(RecipeError)
     recipe = Recipe(name, str(data.get("title", name)), str(data.get("citation", "")), str(data.get("notes", "")),
-                    src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster, sections)
+                    src.path, tuple(s for s, _ in steps), profiles, specs, study, cluster, sections, src)
     return _as_variant(recipe, str(profile), overrides) if overrides else recipe
 
 

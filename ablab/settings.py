@@ -376,6 +376,16 @@ class TaskConfig:
 # what each dense task's runs record per seed (metrics.json) and the summary averages, pairs and judges
 DENSE_METRICS = {"segmentation": ("miou",), "detection": ("box_ap", "mask_ap")}
 METRIC_LABELS = {"miou": "mIoU", "box_ap": "box AP", "mask_ap": "mask AP"}
+# what each task puts on a backbone, and how it scores
+DENSE_HEADS = {"segmentation": "UperNet", "detection": "Mask R-CNN with FPN (COCO's AP by pycocotools)"}
+
+
+def dense_heads(metrics: list[str]) -> list[str]:
+    """What scored each dense task among `metrics`, once per task: 'mIoU: UperNet on each seed run's feature maps
+    (--task segmentation)'."""
+    tasks = [t for t, ms in DENSE_METRICS.items() if set(ms) & set(metrics)]
+    return [f"{' and '.join(METRIC_LABELS[m] for m in DENSE_METRICS[t])}: {DENSE_HEADS[t]} on each seed run's "
+            f"feature maps (--task {t})" for t in tasks]
 TASKS = ("classification", *DENSE_METRICS)  # what `ablab run --task` takes; classification is every profile's
 
 

@@ -90,7 +90,7 @@ def test_detection_reports_box_and_mask_ap_with_their_paired_changes(write_recip
     assert log[0].startswith("epoch,loss,lr,val_box_ap,val_mask_ap") and len(log) == 2
     assert CliRunner().invoke(app, run).output.count("skipped (--force re-runs)") == 8
     report = CliRunner().invoke(app, ["report", str(results)]).output
-    assert "| box AP" in report and "Mask R-CNN backbone" in report
+    assert "| box AP" in report and "box AP and mask AP: Mask R-CNN with FPN (COCO's AP by pycocotools) on each seed run" in report
 
 
 def test_what_cannot_segment_is_refused_before_any_work(write_recipe, tmp_path):

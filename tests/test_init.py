@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from typer.testing import CliRunner
 
 from ablab.arch.build import build
 from ablab.io import save_checkpoint
@@ -70,12 +71,43 @@ def test_ablabs_own_checkpoints_load_as_they_are(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
 
 
+def test_a_missing_checkpoint_is_named_where_each_step_sets_it(write_recipe, tmp_path):
+    """Before any work, every step whose init: file is not on this machine, at the line that sets it: the step's
+    train_at, the step's train, or the profile's train."""
+    from ablab.cli import app
+
+    from .conftest import TINY_BASE
+
+    text = "name: started\n" + TINY_BASE + """
+profiles:
+  cpu:
+    train: {epochs: 1, batch_size: 32, init: {path: /nowhere/p.pt}, data: {train_size: 64, val_size: 32}}
+steps:
+  - {id: o, label: tiny}
+  - id: a
+    label: own
+    from: base
+    train: {init: {path: /nowhere/a.pt}}
+  - id: b
+    label: own at cpu
+    from: base
+    train_at: {cpu: {init: {path: /nowhere/b.pt}}}
+"""
+    recipe, results = write_recipe(text), tmp_path / "results"
+    out = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
+    assert out.exit_code == 2 and not results.exists()
+    lines = text.splitlines()
+    for field, path in (("profiles.cpu.train.init.path", "p"), ("steps[1].train.init.path", "a"),
+                        ("steps[2].train_at.cpu.init.path", "b")):
+        line = next(n for n, text_line in enumerate(lines, start=1) if f"/nowhere/{path}.pt" in text_line)
+        assert f"{recipe}:{line}: {field}: /nowhere/{path}.pt: no such file" in out.output
+
+
 def test_a_profiles_init_starts_every_run_from_the_checkpoint(write_recipe, tmp_path):
     """`init:` in a profile's train block: checked before any work (a missing file stops the run with its path),
     reported per run, and part of the run's key (another file under the same path is a new run)."""
     import json
 
-    from typer.testing import CliRunner
 
     from ablab.cli import app
 
@@ -93,7 +125,10 @@ steps:
 """
     recipe, results = write_recipe(text), tmp_path / "results"
     missing = CliRunner().invoke(app, ["run", str(recipe), "--results", str(results)])
-    assert missing.exit_code != 0 and f"init.path {start}: no such file" in missing.output
+    assert missing.exit_code != 0 and not results.exists()
+    line = next(n for n, text_line in enumerate(text.splitlines(), start=1) if "init:" in text_line)
+    assert (f"{recipe}:{line}: profiles.cpu.train.init.path: {start}: no such file (step 'o', profile 'cpu')"
+            in missing.output)
     spec = load_recipe(recipe).spec("o", "cpu")
     torch.manual_seed(3)
     save_checkpoint(start, {"model": build(dataclasses.replace(spec, num_classes=7)).state_dict()}, 0)

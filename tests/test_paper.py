@@ -131,6 +131,37 @@ def test_paper_table_checks_structure_to_the_papers_rounding(write_recipe, tmp_p
     assert (results / "papers" / "hvt" / "paper" / "report.md").is_file()
 
 
+def test_two_recipes_of_one_table_with_the_same_rows_make_one_table(write_recipe, tmp_path):
+    """Hiera Table 1's image and video halves come from two recipes: one table, the rows once, each recipe's
+    columns (a header both have named by recipe); rows that differ keep two tables, named by recipe."""
+    clips = MEASURED.split("regenerates:")[0].replace("name: tiny_paper", "name: tiny_clips") + (
+        "regenerates:\n"
+        "  - item: hvt/table2\n"
+        "    dataset: CIFAR-100\n"
+        "    rows:\n"
+        "      - {step: deit_ti, label: DeiT-Ti with CLS, paper: {gflops: 1.25, top1: 50.5}}\n"
+        "      - {step: nocls, paper: {top1: 51.5}}\n")
+    write_recipe(MEASURED, name="tiny_paper.yaml")
+    write_recipe(clips, name="tiny_clips.yaml")
+    results = tmp_path / "runs"
+    args = ["paper", "hvt", "--table", "2", "--profile", "paper", "--no-throughput", "--recipes", str(tmp_path),
+            "--results", str(results)]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    written = sorted(p.name for p in (results / "papers" / "hvt" / "paper").glob("table2*.md"))
+    assert written == ["table2.md"]
+    header, _, first, second = (results / "papers" / "hvt" / "paper" / "table2.md").read_text().splitlines()[2:6]
+    assert header.count("| Model") == 1 and "paper ImageNet-1K top-1" in header and "paper CIFAR-100 top-1" in header
+    assert "paper FLOPs (G) (tiny_paper)" in header and "paper FLOPs (G) (tiny_clips)" in header
+    assert first.startswith("| DeiT-Ti with CLS") and "50.5" in first and "72.20" in first
+    assert second.startswith("| DeiT-Ti without CLS") and "51.5" in second
+    (tmp_path / "tiny_clips.yaml").write_text((tmp_path / "tiny_clips.yaml").read_text().replace(
+        "{step: nocls, paper", "{step: nocls, label: no CLS, paper"))
+    assert runner.invoke(app, args).exit_code == 0
+    written = sorted(p.name for p in (results / "papers" / "hvt" / "paper").glob("table2_*.md"))
+    assert written == ["table2_tiny_clips.md", "table2_tiny_paper.md"]
+
+
 def test_paper_command_errors(tmp_path):
     assert runner.invoke(app, ["paper", "hvtt"]).exit_code == 2
     out = runner.invoke(app, ["paper", "hvt", "--table", "12"])

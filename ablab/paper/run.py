@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -138,7 +138,8 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
             except StudyError as e:
                 log(f"attention variance: not computed: {e}")
     out = []
-    for g in (g for g in chosen if g.recipe.path in recipes):
+    built = [g for g in chosen if g.recipe.path in recipes]
+    for g in built:
         if g.section.plot == "group_size":
             out.append(_group_sizes(g, profile))
             continue
@@ -149,10 +150,26 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
             copies = tuple(p for p in (drawn.with_suffix(".png"), drawn.with_suffix(".pdf")) if p.is_file())
         elif find(g.section.item).kind == "figure":
             figure = paper_figure(g.recipe, g.section, profile, store, table.title)
-        name = g.section.item.split("/")[1]
-        if sum(h.section.item == g.section.item for h in chosen) > 1:  # two recipes regenerate one item
-            name += f"_{g.recipe.name}"
-        out.append(Output(name, table, figure, copies))
+        out.append(Output(g.section.item.split("/")[1], table, figure, copies))
+    return _one_per_item(built, out)
+
+
+def _one_per_item(built: list[Regenerated], outputs: list[Output]) -> list[Output]:
+    """Where several recipes regenerate one table with the same rows, one table with each recipe's columns
+    (`joined`); otherwise each recipe's output named <item>_<recipe>."""
+    from .tables import joined
+
+    out: list[Output] = []
+    for g, o in zip(built, outputs):
+        same = [(h, p) for h, p in zip(built, outputs) if h.section.item == g.section.item]
+        if len(same) == 1:
+            out.append(o)
+            continue
+        table = None if o.figure is not None or o.copies else joined([(h.recipe.name, p.table) for h, p in same])
+        if table is None:
+            out.append(replace(o, name=f"{o.name}_{g.recipe.name}"))
+        elif same[0][0] is g:
+            out.append(replace(o, table=table))
     return out
 
 

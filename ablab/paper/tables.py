@@ -238,3 +238,20 @@ def _caption(recipe: Recipe, section: Section, profile: str, ours: dict[str, Our
     if section.note:
         parts.append(section.note)
     return " ".join(parts)
+
+
+def joined(parts: list[tuple[str, Table]]) -> Optional[Table]:
+    """One table item that several recipes regenerate (Hiera Table 1: images and video) as the paper prints it: the
+    rows' first column once, then each recipe's columns (a header two recipes share gets its recipe's name); None
+    where the recipes' rows differ, so the tables stay apart."""
+    first = parts[0][1].frame
+    key = first.columns[0]
+    if any(t.frame.columns[0] != key or list(t.frame[key]) != list(first[key]) for _, t in parts[1:]):
+        return None
+    headers = [c for _, t in parts for c in t.frame.columns[1:]]
+    data: dict[str, list[Any]] = {key: list(first[key])}
+    for recipe, t in parts:
+        for c in t.frame.columns[1:]:
+            data[c if headers.count(c) == 1 else f"{c} ({recipe})"] = list(t.frame[c])
+    return Table(parts[0][1].title, pd.DataFrame(data), " ".join(t.caption for _, t in parts),
+                 hidden=tuple(h for _, t in parts for h in t.hidden))

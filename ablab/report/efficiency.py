@@ -9,6 +9,7 @@ drawn hollow."""
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Optional
 
 import matplotlib.pyplot as plt
@@ -28,6 +29,7 @@ from .units import IMAGES, ITEM, spelled
 DPI = 150
 AREA = 45.0  # marker area, pt²
 LABEL = 28  # characters of "id: label" beside a point
+CAPTION_WIDTH = 80  # characters a line of the caption over the axes holds at its font size
 
 
 def efficiency_figure(s: Summary) -> Optional[Figure]:
@@ -106,8 +108,9 @@ def _caption(peak: float, peaks: pd.Series, unit: str = IMAGES) -> str:
     varied = peaks.max() / peaks.min() > 1.05
     measured = (f"median over the steps {peak:,.0f} GMAC/s, {peaks.min():,.0f}-{peaks.max():,.0f}" if varied
                 else f"{peak:,.0f} GMAC/s")
-    return (f"FLOPs are not speed. % = achieved GMAC/s (GFLOPs × {unit}) / peak matmul rate of this machine "
-            f"({measured});\ndashed: equal share of peak ({unit} = share × peak / GFLOPs)")
+    lines = (f"FLOPs are not speed. % = achieved GMAC/s (GFLOPs × {unit}) / peak matmul rate of this machine "
+             f"({measured});", f"dashed: equal share of peak ({unit} = share × peak / GFLOPs)")
+    return "\n".join(part for line in lines for part in textwrap.wrap(line, CAPTION_WIDTH))
 
 
 def _iso_curves(ax: Axes, peak: float) -> dict[float, tuple[np.ndarray, np.ndarray]]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..arch.spec import DESIGN_COLUMNS
 from ..io import write_text_atomic
-from ..settings import METRIC_LABELS
+from ..settings import METRIC_LABELS, dense_heads
 from ..stats import MAX_SEEDS
 from ..store.summary import dense_metrics, read_summary, row_delta, row_mean, row_top1
 from .columns import BY_NAME, Column
@@ -102,11 +102,8 @@ def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
             if seeds == [1] else f"; top-1 is the mean ± std over {_range(seeds)} seeds"
             + (" (n = 1: no std)" if 1 in seeds else "")
             + ", Δ the mean paired change against the parent with its 95% Student-t interval" if seeds else "")
-    heads = {"miou": "mIoU: each seed run as a UperNet backbone (`--task segmentation`)",
-             "box_ap": "box and mask AP (COCO's, pycocotools): each seed run as a Mask R-CNN backbone (`--task "
-                       "detection`)"}
-    found = [heads[m] for m in dense_metrics(df) if m in heads]
-    dense = (f"; {'; '.join(found)}, on the profile's task: data, mean ± std over its seeds, Δ paired like top-1"
+    found = dense_heads(dense_metrics(df))
+    dense = (f"; {'; '.join(found)}; on the profile's task: data, mean ± std over its seeds, Δ paired like top-1"
              if found else "")
     return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}{dense}; paper numbers as cited in the "
             "recipe, paper throughput on the paper's own hardware. 'x root' is our throughput over the chain's "

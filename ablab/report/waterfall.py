@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 
 from ..stats import CONFIDENCE
-from ..settings import METRIC_LABELS
+from ..settings import METRIC_LABELS, dense_heads
 from ..store.summary import dense_metrics, row_delta
 from .figure_data import FLAT, VERDICT_COLORS, Summary, seeds_n, short, step_name
 from .numbers import rate
@@ -77,12 +77,9 @@ def dense_figure(s: Summary) -> Optional[Figure]:
     for ax in axes:
         _chain_separators(ax, rows)
     fig.suptitle(f"{s.recipe} / {s.profile}: each step as a dense backbone, step by step\n"
-                 + "; ".join(DENSE_HEADS[m] for m in metrics if m in DENSE_HEADS), fontsize=11)
+                 + "; ".join(dense_heads(metrics)), fontsize=11)
     _layout(fig, axes, _legend(fig, handles, rows, colors), beside=axes)
     return fig
-
-
-DENSE_HEADS = {"miou": "mIoU: UperNet on the step's feature maps", "box_ap": "box and mask AP: Mask R-CNN with FPN"}
 
 
 def _metric_panel(ax: Axes, rows: pd.DataFrame, colors: list[str], metric: str,

@@ -48,13 +48,17 @@ def preflight(recipe: Recipe, profile: str, steps: list[str], data_root: Optiona
                 raise PreflightError("; ".join(f"{where}: {line}" for line in too_big))
         if not train:
             return
+        missing = []
         for step in steps:
             cfg = recipe.train_config(step, profile, data_root)
             split_batch(cfg.batch_size, world, f"step {step}: batch_size")
             if cfg.pretrain is not None:
                 split_batch(cfg.pretrain.batch_size, world, f"step {step}: pretrain batch_size")
             if cfg.init is not None and not Path(cfg.init.path).is_file():
-                raise PreflightError(f"{where}: step '{step}': init.path {cfg.init.path}: no such file")
+                missing.append(f"{recipe.where(recipe.train_key(step, profile, 'init') + ('path',))}: "
+                               f"{cfg.init.path}: no such file (step '{step}', profile '{profile}')")
+        if missing:
+            raise PreflightError("\n".join(dict.fromkeys(missing)))
         first = recipe.spec(steps[0], profile)
         build_data(recipe.train_config(steps[0], profile, data_root), first.img_size, 0, frames=first.frames)
     except (MeasureError, DataError, WorldSizeError) as e:
