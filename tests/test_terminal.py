@@ -42,6 +42,19 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def test_a_quick_estimate_timed_beside_another_process_says_so(write_recipe, tmp_path, monkeypatch):
+    """The banner's quick estimate times a few training steps: with other tasks runnable on the cores meanwhile
+    it is too long, and says so."""
+    import ablab.cost.load
+
+    monkeypatch.setattr(ablab.cost.load, "runnable_others", lambda: 8)
+    recipe = write_recipe(TINY)
+    out = invoke("run", recipe, "--profile", "cpu", "--no-throughput", "--results", tmp_path / "results")
+    assert out.exit_code == 0, out.output
+    banner = out.output.splitlines()[4]
+    assert "from a quick estimate" in banner and "(timed on a busy machine, 8.0 other tasks runnable" in banner
+
+
 def test_a_run_opens_with_a_banner_and_closes_with_a_table(write_recipe, tmp_path):
     recipe, results = write_recipe(TINY), tmp_path / "results"
     first = invoke("run", recipe, "--profile", "cpu", "--results", results)
@@ -53,7 +66,8 @@ def test_a_run_opens_with_a_banner_and_closes_with_a_table(write_recipe, tmp_pat
                          f"results: {results}/tiny/cpu",
                          "2 runs (2 steps x 1 seed): 0 done, 2 to train"]
     assert re.fullmatch(r"estimated time: about [\d. hmins]+ of training, from a quick estimate: 3 timed training "
-                        r"batches of step o, other steps scaled by multiply-adds", lines[4])
+                        r"batches of step o, other steps scaled by multiply-adds( \(timed on a busy machine, .*\))?",
+                        lines[4])
     for step in "oa":  # every epoch line says whose epoch it is; each run ends with its result and time
         assert re.search(rf"^\[{step}\] seed 0: epoch 2/2: loss [\d.]+, val top-1 [\d.]+%, [\d.]+ im/s, [\d.]+ s; "
                          r"all runs done in \d:\d\d:\d\d$", first.output, re.M)

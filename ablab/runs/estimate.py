@@ -19,9 +19,11 @@ from ..store.state import CHECKPOINT, finished_epochs
 
 if TYPE_CHECKING:
     from ..arch.spec import ArchSpec
+    from ..cost.load import Load
 
 PROBE_WARMUP, PROBE_BATCHES = 2, 3  # untimed, then timed training steps of the quick estimate (the first are slow)
 PROBE_BATCH_SIZE = 32  # at most this many images per probe batch, so a paper-scale model probes in seconds
+PROBE_REFERENCE = 0.1  # seconds of the load watch's reference matmul before and after the timed steps
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,19 @@ def plan_runs(recipe: Recipe, profile: str, store: Store, steps: list[str], seed
                  for seed in seeds]
     todo = [run for run in runs if run.left]
     scaled = any(run.step not in pace.measured for run in todo)
-    source = ""
+    source, busy = "", ""
     if pace.measured:
         source = f"the measured epochs of {finished} finished run{'s' if finished > 1 else ''}"
     elif todo and quick and recipe.train_config(todo[0].step, profile).data.name == "shapetex":
         first = todo[0].step
-        pace.add(first, probe(recipe.spec(first, profile), recipe.train_config(first, profile)))
+        seconds, load = probe(recipe.spec(first, profile), recipe.train_config(first, profile))
+        pace.add(first, seconds)
         scaled = any(run.step != first for run in todo)
         source = f"a quick estimate: {PROBE_BATCHES} timed training batches of step {first}"
+        busy = f" (timed on a busy machine, {'; '.join(load.reasons)}: too long for an idle one)" if load.busy else ""
     if source and scaled:
         source += ", other steps scaled by multiply-adds"
-    return Plan(runs, pace, source)
+    return Plan(runs, pace, source + busy)
 
 
 @dataclass(frozen=True)
@@ -226,14 +230,16 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
 
 
-def probe(spec: ArchSpec, cfg: TrainConfig) -> float:
+def probe(spec: ArchSpec, cfg: TrainConfig) -> tuple[float, Load]:
     """A fresh run's seconds per epoch, quickly: the median of PROBE_BATCHES timed training steps on random images
     (after PROBE_WARMUP untimed ones) gives seconds per training image; an evaluated image costs a third of one
-    (no backward pass). Generating the dataset, once per process, is not counted."""
+    (no backward pass). Generating the dataset, once per process, is not counted. With it, the machine's load
+    while the steps were timed (another process on the cores makes the estimate too long)."""
     import torch
     import torch.nn.functional as F
 
     from ..arch.build import build
+    from ..cost.load import LoadWatch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build(spec).to(device).train()
@@ -252,11 +258,14 @@ def probe(spec: ArchSpec, cfg: TrainConfig) -> float:
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    times = [step() for _ in range(PROBE_WARMUP + PROBE_BATCHES)][PROBE_WARMUP:]
+    for _ in range(PROBE_WARMUP):
+        step()
+    with LoadWatch(str(device), "fp32", reference_time=PROBE_REFERENCE) as watch:
+        times = [step() for _ in range(PROBE_BATCHES)]
     per_image = statistics.median(times) / batch
     data = cfg.data
     evaluated = data.val_size + (cfg.epochs - 1) * min(cfg.epoch_val or data.val_size, data.val_size)
-    return per_image * (data.train_size + evaluated / cfg.epochs / 3)
+    return per_image * (data.train_size + evaluated / cfg.epochs / 3), watch.load
 
 
 def duration(seconds: float) -> str:
