@@ -115,7 +115,7 @@ class Recipe:
         """The step's label as printed at `profile`: under a shrink it says so ('ViT-B (cpu shrink)'), since the
         model it names is not the one trained."""
         label, prof = self.step(step_id).label, self.profiles[profile]
-        return label if prof.scale is None else f"{label} ({prof.of or profile} shrink)"
+        return label if prof.scale is None else f"{label} ({self.of(profile)} shrink)"
 
     def spec(self, step_id: str, profile: str) -> ArchSpec:
         """The spec of `step_id` at `profile`'s scale."""

@@ -1,6 +1,6 @@
 """One markdown table per recipe from the JSON files of benchmarks/gpu_throughput.py, with the machine they name.
 
-    python benchmarks/gpu_table.py results/gpu/h200/*.json > results/gpu/h200/throughput.md
+    python benchmarks/gpu_table.py results/gpu/h200/*.json    # the tables of results/gpu/h200/README.md
 
 Ours beside the paper's: im/s (clips/s for video recipes) with the quartiles of the timed rounds, and each
 step's ratio to its chain's root with its spread, beside the paper's ratio; only the ratios compare across GPUs.
