@@ -320,9 +320,13 @@ class SegmentationConfig:
     aux_weight: float = 0.4
     epoch_val: Optional[int] = None  # scenes validated after each earlier epoch (None: all); the last, all
     data: DenseDataConfig = field(default_factory=DenseDataConfig)
+    # the decode and auxiliary heads' lr over the backbone's (mmsegmentation's `lr_mult`; 1: the papers' one rate)
+    head_lr_scale: float = field(default=1.0, metadata=ADDED)
 
     def problems(self) -> list[Problem]:
         out = _dense_problems(self) + _at_least(self, ("channels", "aux_channels"), 1)
+        if self.head_lr_scale <= 0:
+            out.append(("head_lr_scale", f"must be positive, got {self.head_lr_scale}"))
         if self.data.name == "coco":
             out.append(("data.name", "coco holds instances, not semantic maps: segmentation reads scenes or ade20k"))
         out += _not_negative(self, ("aux_weight",))

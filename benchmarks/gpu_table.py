@@ -22,7 +22,7 @@ def table(data: dict[str, Any]) -> str:
     """The rows of one JSON file as a markdown table under a heading naming the recipe, the setting and the batch."""
     rows = data["rows"]
     first = rows[0]
-    unit = "clips/s" if "video" in first["recipe"] else "im/s"
+    unit = first["unit"]  # im/s, or clips/s for clip models (each row's `im_s` counts samples)
     lines = [f"### {first['recipe']}", "",
              f"{first['setting']}, batch {first['batch']}, median of {first['rounds']} rounds; "
              f"torch {data['versions']['torch']}.", "",

@@ -79,7 +79,8 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
         x = ratio(tp, ours[root]) if root in ours else None
         paper: Optional[float] = step.paper.get("throughput")
         paper_root = recipe.step(root).paper.get("throughput")
-        row = {"recipe": recipe.name, "step": step.id, "label": step.label, "im_s": round(tp.images_per_s, 1),
+        row = {"recipe": recipe.name, "step": step.id, "label": step.label, "unit": spec.throughput_unit,
+               "im_s": round(tp.images_per_s, 1),
                "im_s_lo": round(tp.spread.lo, 1), "im_s_hi": round(tp.spread.hi, 1), "rounds": tp.spread.n,
                "batch": tp.batch_size, "per_batch": tp.per_batch,
                "x_root": None if x is None else [round(v, 3) for v in x], "load": tp.load.state,
@@ -89,8 +90,7 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
                                         tp.load.state)}
         rows.append(row)
         against = "unlike" if x is None else f"x{x[0]:.2f} [{x[1]:.2f}, {x[2]:.2f}]"
-        unit = "clips/s" if spec.frames > 1 else "im/s"
-        print(f"{recipe.name:16s} {step.id:14s} {tp.spread.text(unit):44s} batch {tp.batch_size:4d}  "
+        print(f"{recipe.name:16s} {step.id:14s} {tp.spread.text(spec.throughput_unit):44s} batch {tp.batch_size:4d}  "
               f"{against} of {root:10s}  paper {paper or '-':>6}  paper x{row['paper_x_root'] or '-'}  "
               f"{tp.load.state}", flush=True)
         if torch.cuda.is_available():

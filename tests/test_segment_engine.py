@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ablab.arch.build import build
-from ablab.engine.segment import train_segmentation
+from ablab.data.scenes import SEG_CLASSES, make_scenes
+from ablab.engine.segment import segmentation_model, train_segmentation
 from ablab.engine.schedule import poly_lr_at
 from ablab.interop.init import InitError
 from ablab.io import load_checkpoint
@@ -30,6 +31,9 @@ def test_classification_weights_are_fitted_to_the_dense_input_size(tmp_path):
     out = train_segmentation(SPEC, dataclasses.replace(SMALL, epochs=1), tmp_path / "seg", seed=0,
                              backbone=classifier.state_dict())
     assert out["backbone_fit"]["interpolated"] == ["stages.0.pos_embed (1, 64, 32) -> (1, 256, 32)"]
+    val = make_scenes(16, seed=1, img_size=64, radius=SMALL.data.radius)  # the validation scenes: the data's seed + 1
+    background = (val.semantic == 0).float().mean()  # IoU_bg of all-background
+    assert out["background_miou"] == pytest.approx(100 * background.item() / SEG_CLASSES, abs=1e-3)
     seg = load_checkpoint(tmp_path / "seg" / "checkpoint.pt")["model"]
     block = "stages.0.blocks.0.attn.qkv.weight"
     assert not torch.equal(seg[f"backbone.net.{block}"], classifier.state_dict()[block])  # loaded, then trained
@@ -42,3 +46,15 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     assert_resume_equals_uninterrupted(
         lambda out, progress: train_segmentation(SPEC, SMALL, out, seed=0, progress=progress), tmp_path,
         ("miou", "pixel_acc"))
+
+
+def test_the_heads_train_at_head_lr_scale_times_the_backbones_rate(tmp_path):
+    cfg = dataclasses.replace(SMALL, epochs=1, head_lr_scale=10.0)
+    train_segmentation(SPEC, cfg, tmp_path / "seg", seed=0)
+    groups = load_checkpoint(tmp_path / "seg" / "checkpoint.pt")["optimizer"]["param_groups"]
+    heads = segmentation_model(SPEC, SEG_CLASSES, cfg)
+    in_heads = sum(1 for name, _ in heads.named_parameters() if not name.startswith("backbone."))
+    assert sum(len(g["params"]) for g in groups if g["lr_scale"] == 10.0) == in_heads
+    (backbone_lr,) = {g["lr"] for g in groups if g["lr_scale"] == 1.0}
+    assert backbone_lr > 0
+    assert [g["lr"] for g in groups if g["lr_scale"] == 10.0] == pytest.approx([10 * backbone_lr] * 2)

@@ -115,6 +115,9 @@ def test_layer_decay_scales_each_block_by_its_depth():
     assert scale[id(named["stages.1.blocks.0.mlp.fc1.weight"])] == 0.5 ** (depth - 3)
     assert sum(len(g["params"]) for g in groups) == len(named)
     assert {g["lr_scale"] for g in param_groups(model, 0.05)} == {1.0}
+    head = param_groups(model, 0.05, layer_decay=0.5, lr_scales={"head.": 10.0})
+    assert {id(p): g["lr_scale"] for g in head for p in g["params"]} == {**scale, id(named["head.weight"]): 10.0,
+                                                                          id(named["head.bias"]): 10.0}
 
 
 def test_layer_decay_out_of_range_names_the_field(write_recipe):

@@ -49,10 +49,13 @@ def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, s
         images, target = (t.to(dev) for t in batch)
         return segmentation_loss(model(normalise(images)), target, aux_weight=cfg.aux_weight), len(images)
 
+    heads = {"decode.": cfg.head_lr_scale, "aux.": cfg.head_lr_scale}  # everything but `backbone.`
     rows, seconds = train_dense(model, spec, cfg, run_dir, seed, dev, task="segmentation", columns=LOG_COLUMNS,
-                                lr=lr, data=data, loss=loss, metrics=("miou", "acc"), progress=progress)
+                                lr=lr, data=data, loss=loss, metrics=("miou", "acc"), progress=progress,
+                                lr_scales=heads)
     last = rows[-1] if rows else {}
-    return result(cfg, seconds, fitted, dev, backbone, miou=last.get("val_miou"), pixel_acc=last.get("val_acc"))
+    return result(cfg, seconds, fitted, dev, backbone, miou=last.get("val_miou"), pixel_acc=last.get("val_acc"),
+                  **({"background_miou": round(data.floor["miou"], 3)} if data.floor else {}))
 
 
 def segmentation_model(spec: ArchSpec, classes: int, cfg: SegmentationConfig) -> Segmenter:
@@ -61,14 +64,17 @@ def segmentation_model(spec: ArchSpec, classes: int, cfg: SegmentationConfig) ->
 
 
 def segmentation_data(cfg: SegmentationConfig) -> DenseSource:
-    """Generated scenes at the task's size, or ADE20K: random resized crops (`dense.ade20k.train_crop`) to train,
-    each validation image resized as mmsegmentation does and segmented by sliding windows."""
+    """Generated scenes at the task's size (their floor: predicting the background everywhere), or ADE20K: random
+    resized crops (`dense.ade20k.train_crop`) to train, each validation image resized as mmsegmentation does and
+    segmented by sliding windows."""
     if cfg.data.name == "scenes":
         train, val = scenes(cfg)
+        background = miou(confusion(torch.zeros_like(val.semantic), val.semantic, SEG_CLASSES))
         return DenseSource(
             size=len(train), classes=SEG_CLASSES, batch=lambda idx: (train.images[idx], train.semantic[idx]),
             validate=lambda model, limit: evaluate_segmentation(model, val.images[:limit], val.semantic[:limit],
-                                                                SEG_CLASSES, batch_size=cfg.batch_size))
+                                                                SEG_CLASSES, batch_size=cfg.batch_size),
+            floor={"miou": background})
     train, val = ADE20K(cfg.data.root, "train"), ADE20K(cfg.data.root, "val")
 
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
