@@ -387,7 +387,8 @@ def _trainer(task: str) -> Callable[..., dict[str, Any]]:
 def _scores(metrics: dict[str, Any], task: str) -> str:
     """'mIoU 25.24% (all-background 6.43%)' or 'box AP 31.20%, mask AP 28.00%': a dense run's headline metrics, and
     the trivial predictor's where the run measured it."""
-    scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.2f}%" for m in DENSE_METRICS[task] if metrics.get(m) is not None)
+    scores = ", ".join(f"{METRIC_LABELS[m]} {metrics[m]:.2f}%" for m in DENSE_METRICS[task]
+                       if metrics.get(m) is not None)
     floor = metrics.get("background_miou")
     return scores if floor is None else f"{scores} (all-background {floor:.2f}%)"
 
