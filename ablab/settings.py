@@ -390,6 +390,8 @@ def dense_heads(metrics: list[str]) -> list[str]:
     tasks = [t for t, ms in DENSE_METRICS.items() if set(ms) & set(metrics)]
     return [f"{' and '.join(METRIC_LABELS[m] for m in DENSE_METRICS[t])}: {DENSE_HEADS[t]} on each seed run's "
             f"feature maps (--task {t})" for t in tasks]
+
+
 TASKS = ("classification", *DENSE_METRICS)  # what `ablab run --task` takes; classification is every profile's
 
 

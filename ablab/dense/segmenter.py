@@ -17,6 +17,7 @@ from .heads import FCNHead, UperNet
 from .metrics import confusion, miou
 
 AUX_STRIDE = 16
+HEADS = ("decode.", "aux.")  # the parameter names of what a Segmenter puts on its backbone (`backbone.`)
 
 
 class Segmentation(NamedTuple):

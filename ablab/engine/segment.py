@@ -17,7 +17,7 @@ from ..data.loaders import normalise
 from ..data.scenes import SEG_CLASSES
 from ..dense.ade20k import ADE20K, ADE_CLASSES, sliding_logits, test_resize, train_crop
 from ..dense.metrics import confusion, miou
-from ..dense.segmenter import Segmenter, build_segmenter, evaluate_segmentation, segmentation_loss
+from ..dense.segmenter import HEADS, Segmenter, build_segmenter, evaluate_segmentation, segmentation_loss
 from ..seeds import seed_everything
 from ..settings import SegmentationConfig
 from .dense import DenseSource, dense_device, fit_backbone, result, scenes, train_dense, warmup_steps
@@ -49,10 +49,9 @@ def train_segmentation(spec: ArchSpec, cfg: SegmentationConfig, run_dir: Path, s
         images, target = (t.to(dev) for t in batch)
         return segmentation_loss(model(normalise(images)), target, aux_weight=cfg.aux_weight), len(images)
 
-    heads = {"decode.": cfg.head_lr_scale, "aux.": cfg.head_lr_scale}  # everything but `backbone.`
     rows, seconds = train_dense(model, spec, cfg, run_dir, seed, dev, task="segmentation", columns=LOG_COLUMNS,
                                 lr=lr, data=data, loss=loss, metrics=("miou", "acc"), progress=progress,
-                                lr_scales=heads)
+                                lr_scales=dict.fromkeys(HEADS, cfg.head_lr_scale))
     last = rows[-1] if rows else {}
     return result(cfg, seconds, fitted, dev, backbone, miou=last.get("val_miou"), pixel_acc=last.get("val_acc"),
                   **({"background_miou": round(data.floor["miou"], 3)} if data.floor else {}))
