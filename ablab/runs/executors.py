@@ -13,6 +13,7 @@ Requeue: on pre-emption or time-out submitit calls `RunJob.checkpoint`, which ha
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import warnings
 from dataclasses import asdict, dataclass
@@ -23,8 +24,9 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
 from ..arch.spec import ArchSpec
-from ..io import read_json
 from ..cost.throughput import MeasureError, resolve_setting
+from ..engine.loop import Progress as EngineProgress
+from ..io import read_json
 from ..recipe import Recipe
 from ..settings import ClusterConfig, Measure
 from ..store.keys import measure_key, train_key
@@ -71,10 +73,11 @@ class RunJob(Checkpointable):
         lead = env.global_rank == 0
         if lead:
             record_job(self.run_dir, env.job_id, "running", host=socket.gethostname(), pid=os.getpid())
+        progress = JobProgress(env._usr_sig())  # the pre-emption signal, as submitit 1.5.3 reads it
         try:
             run_recipe(self.recipe, self.profile, self.store, [self.step], force, log=_print,
                        train_steps=self.seed is not None, seeds=(self.seed,) if self.seed is not None else (),
-                       data_root=self.data_root, progress=RunProgress(log=_print), measure_steps=self.measure)
+                       data_root=self.data_root, progress=progress, measure_steps=self.measure)
         except KeyboardInterrupt:  # submitit's local executor cancels a job with SIGINT
             if lead:
                 record_job(self.run_dir, env.job_id, "failed", reason=f"cancelled after {epoch_progress(self.run_dir)}")
@@ -92,6 +95,50 @@ class RunJob(Checkpointable):
         without --force, so it resumes from the last epoch checkpoint instead of starting over."""
         record_job(self.run_dir, submitit.JobEnvironment().job_id, "requeued", progress=epoch_progress(self.run_dir))
         return DelayedSubmission(self, force=False)
+
+
+class JobProgress(RunProgress):
+    """A job's log lines, and submitit's pre-emption signal held while an epoch loop runs, handed to submitit's
+    handler at the next batch or epoch boundary. That handler checkpoints, requeues and exits by raising
+    SystemExit; raised wherever the signal lands (inside a finaliser or a generator's close) the exception can be
+    printed and dropped, and the job trains on past its own requeue. Outside a loop the handler runs at once."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(log=_print)
+        self.signum, self.handler = signum, signal.getsignal(signum)
+        self.looping = self.held = False
+        if callable(self.handler):
+            signal.signal(signum, self._signalled)
+
+    def _signalled(self, signum: int, frame: Any) -> None:
+        if self.looping:
+            self.held = True
+        else:
+            self.handler(signum, frame)
+
+    def _release(self) -> None:
+        if self.held:
+            self.held = False
+            self.handler(self.signum, None)
+
+    def engine_callbacks(self) -> EngineProgress:
+        shown = super().engine_callbacks()
+
+        def on_batch(done: int, total: int) -> None:
+            self.looping = True
+            self._release()
+            shown.on_batch(done, total)
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            shown.on_epoch(row)
+            self._release()
+
+        return EngineProgress(on_batch=on_batch, on_epoch=on_epoch)
+
+    def advance(self, seconds_per_epoch: Optional[float] = None) -> None:
+        super().advance(seconds_per_epoch)
+        self.looping = False
+        self._release()
 
 
 @dataclass(frozen=True)
