@@ -489,6 +489,8 @@ def paper(
                                          "them (default: train a shrunk profile, only measure at paper scale, where "
                                          "training takes GPU-days)."),
     no_throughput: bool = typer.Option(False, "--no-throughput", help="Params and FLOPs only: seconds, not minutes."),
+    no_run: bool = typer.Option(False, "--no-run", help="Run nothing: build the tables from what --results holds "
+                                "(summary rows where run directories are absent, as in the committed results/)."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds (default: each profile's)."),
     data_root: Optional[str] = typer.Option(None, help="Dataset directory (e.g. CIFAR-100 for a cifar100 profile)."),
     force: bool = typer.Option(False, "--force", help="Redo measurements and runs that are up to date."),
@@ -535,7 +537,7 @@ def paper(
         _fail([f"error: --seeds: expected distinct comma-separated integers in [0, 2**31), got '{seeds}'"])
     try:
         tables = regenerate(chosen, profile, results, train, not no_throughput, data_root, force, typer.echo,
-                            seeds=seed_list)
+                            seeds=seed_list, run=not no_run)
     except PreflightError as e:
         _fail([f"error: {e}"])
     except KeyboardInterrupt:
@@ -544,7 +546,7 @@ def paper(
         _fail([f"error: none of the recipes regenerating {name} has a profile '{profile}'"])
     for o in tables:
         typer.echo(to_markdown(o.table))
-    for path in write_outputs(tables, results / "papers" / name / profile):
+    for path in write_outputs(tables, results / "papers" / name / profile, name):
         typer.echo(f"wrote {path}")
 
 

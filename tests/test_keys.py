@@ -12,8 +12,9 @@ import torch
 from ablab.arch.build import build
 from ablab.arch.spec import SpecError, canonical, check
 from ablab.recipe import load_recipe, recipe_files
-from ablab.settings import TrainConfig
-from ablab.store.keys import train_key
+from ablab.settings import DataConfig, PretrainConfig, TrainConfig
+from ablab.store import keys
+from ablab.store.keys import pretrain_key, train_key
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 # steps that hold every kind between them: global + bias table, MLP blocks + patch merging, (shifted) windows,
@@ -82,3 +83,13 @@ def test_spec_level_fields_key_only_where_read():
     assert train_key(dataclasses.replace(mvit, mask_unit=4), cfg, 0) == train_key(mvit, cfg, 0)
     assert train_key(dataclasses.replace(hiera, mask_unit=4), cfg, 0) != train_key(hiera, cfg, 0)
     assert train_key(dataclasses.replace(hiera, name="x"), cfg, 0) == train_key(hiera, cfg, 0)
+
+
+def test_a_generated_datasets_revision_keys_the_runs_that_read_it(monkeypatch):
+    spec = cpu_spec("mvitv2_to_hiera", "hiera_l")
+    clips = TrainConfig(data=DataConfig(name="shapeclips"), pretrain=PretrainConfig())
+    images = TrainConfig(pretrain=PretrainConfig())
+    before = [f(spec, cfg, 0) for f in (train_key, pretrain_key) for cfg in (clips, images)]
+    monkeypatch.setitem(keys.DATA_REVISION, "shapeclips", keys.DATA_REVISION["shapeclips"] + 1)
+    after = [f(spec, cfg, 0) for f in (train_key, pretrain_key) for cfg in (clips, images)]
+    assert [a != b for a, b in zip(after, before)] == [True, False, True, False]  # ShapeTex's keys stay

@@ -3,6 +3,7 @@ and the traps a researcher falls into writing them (measure-only heads, `--no-th
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,27 @@ def test_hvt_sections_match_the_papers_params(path):
             if "params_m" in row.paper:
                 ours = count_params(build(r.spec(row.step, "paper"))) / 1e6
                 assert within_rounding(ours, row.paper["params_m"], row.decimals["params_m"]), (section.item, row)
+
+
+def test_no_run_builds_a_table_from_summaries_and_the_report_keeps_every_item(write_recipe, tmp_path):
+    """The committed results/ keeps summaries, not run directories: --no-run rebuilds a paper's table from them
+    (FLOPs without norms need a run's per-operator counts: blank). report.md holds every item the folder has, in
+    the paper's order; an item's files of an earlier layout go."""
+    path = write_recipe(MEASURED, name="tiny_paper.yaml")
+    results, out = tmp_path / "runs", tmp_path / "runs" / "papers" / "hvt" / "paper"
+    args = ["paper", "hvt", "--table", "2", "--profile", "paper", "--no-throughput", "--recipes", str(path.parent),
+            "--results", str(results)]
+    assert runner.invoke(app, args).exit_code == 0
+    for run in (results / "tiny_paper" / "paper").iterdir():
+        if run.is_dir():
+            shutil.rmtree(run)
+    (out / "table9.md").write_text("### hvt Table 9, written earlier\n")
+    (out / "table2_tiny_paper.md").write_text("### hvt Table 2, split by recipe earlier\n")
+    again = runner.invoke(app, args + ["--no-run"])
+    assert again.exit_code == 0, again.output
+    assert "measuring" not in again.output and not (results / "tiny_paper" / "paper" / "deit_ti").exists()
+    table = (out / "table2.md").read_text()
+    assert "5.717 ✓" in table and "1.254" not in table
+    assert not (out / "table2_tiny_paper.md").exists()
+    report = (out / "report.md").read_text()
+    assert report.index("### hvt Table 2") < report.index("### hvt Table 9, written earlier")

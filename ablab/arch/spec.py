@@ -305,8 +305,7 @@ class ArchSpec:
 
 def throughput_unit(frames: Iterable[int]) -> str:
     """'clips/s' when every model given by its input frames is a clip model (frames > 1), else 'im/s': image
-    models, none known, or a table that mixes both (no shipped recipe does; its rows would not share one unit, and
-    'im/s' keeps the wording image recipes always had)."""
+    models, none known, or a mix (no recipe mixes them; the overview, across recipes, keeps each recipe's unit)."""
     known = list(frames)
     return CLIPS if known and all(f > 1 for f in known) else IMAGES
 

@@ -1,12 +1,17 @@
 """Video data: ShapeClips, generated clips whose class is a direction of motion, and Kinetics-style folders.
 
-ShapeClips (uint8 clips N x 3 x T x S x S, no download): one ShapeTex shape (`ablab.data.synthetic`'s outlines
-and textures, the texture moving with the shape) glides in a straight line over a static textured background,
-2-3 px per frame at 32 px, wrapping around the borders (a torus). The 10 classes are 10 directions, 36 degrees
-apart (class k moves at 36k degrees clockwise from rightwards on screen); kind, texture, colours, size, rotation,
+ShapeClips (uint8 clips N x 3 x T x S x S, no download): a scene, one ShapeTex shape (`ablab.data.synthetic`'s
+outlines and textures) over a background of coloured random dots (2 px cells at 32 px), pans as one image, 1-1.5
+px per frame at 32 px, wrapping around the borders (a torus). The 10 classes are 10 directions, 36 degrees apart
+(class k moves at 36k degrees clockwise from rightwards on screen); kind, texture, colours, size, rotation, dots,
 speed and start are drawn per clip, and every position is equally likely in every frame, so a single frame says
 nothing about the class: only the order of the frames does. With the frames shuffled (`frame_shuffle`) the set
 of positions still shows the axis of motion but not its sense, so no model can beat 50% top-1 (chance: 10%).
+
+Why a panning dotted scene (ShapeClips revision 2): in revision 1 the shape alone moved, 2-3 px per frame, over
+ShapeTex's smooth static background. Motion then lay in a tenth of the frame, and moved past the shrunk stem's
+3x5x5 kernel between frames; every cpu-shrunk step stayed at chance through 936 steps, while the same models
+learned static clips. Dense, slower motion is what they can read within the CPU budget.
 
 Kinetics-style folders (`root/{train,val}/<class>/<video>`) are decoded with PyAV: torchvision.io's video
 reading is deprecated and decord publishes no wheels for current Pythons. Sampling follows Hiera and MViTv2:
@@ -24,7 +29,6 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .errors import DataError
@@ -46,13 +50,13 @@ class _Draws:
     """Every random choice behind a set of clips, one row per clip, drawn up front so rendering can go in chunks."""
 
     shape: torch.Tensor  # N: index into SHAPES
-    kind: torch.Tensor  # N: the shape's texture (0 stripes, 1 checkerboard); the background has the other
+    kind: torch.Tensor  # N: the shape's texture (0 stripes, 1 checkerboard)
     radius: torch.Tensor  # N: px
     rotation: torch.Tensor  # N
-    period: torch.Tensor  # N, 2: texture periods (shape, background), px
-    angle: torch.Tensor  # N, 2: texture orientations (shape, background)
+    period: torch.Tensor  # N: the shape's texture period, px
+    angle: torch.Tensor  # N: the shape's texture orientation
     colour: torch.Tensor  # N, 2, 3: base colours (shape, background)
-    low: torch.Tensor  # N, 3, 4, 4: the background's low-frequency colour noise
+    dots: torch.Tensor  # N, 3, S / cell, S / cell: the background's dots, on or off per channel
     start: torch.Tensor  # N, 2: (y, x) of the shape's centre in the first frame, px
     velocity: torch.Tensor  # N, 2: (y, x) px per frame
     noise: torch.Tensor  # N, T: the noise frame of each frame
@@ -69,20 +73,26 @@ def _draw(labels: torch.Tensor, frames: int, size: int, g: torch.Generator) -> _
         return torch.rand(*shape, generator=g)
 
     direction = 2 * math.pi * labels / NUM_CLASSES
-    speed = px * (2.0 + rand(n))  # px per frame
+    speed = px * (1.0 + 0.5 * rand(n))  # px per frame
+    cells = size // _cell(size)
     return _Draws(
         shape=torch.randint(len(SHAPES), (n,), generator=g),
         kind=torch.randint(len(TEXTURES), (n,), generator=g),
         radius=size * (0.15 + 0.06 * rand(n)),
         rotation=2 * math.pi * rand(n),
-        period=px * torch.stack([7.0 + 2.0 * rand(n), 4.0 + 2.0 * rand(n)], 1),  # shape's > 2x the fastest step
-        angle=math.pi * rand(n, 2),
+        period=px * (7.0 + 2.0 * rand(n)),  # > 4x the fastest step: the stripes cannot alias
+        angle=math.pi * rand(n),
         colour=rand(n, 2, 3),
-        low=rand(n, 3, 4, 4),
+        dots=rand(n, 3, cells, cells) < 0.5,
         start=size * rand(n, 2),
         velocity=speed[:, None] * torch.stack([torch.sin(direction), torch.cos(direction)], 1),
         noise=torch.randint(NOISE_FRAMES, (n, frames), generator=g),
     )
+
+
+def _cell(size: int) -> int:
+    """The dots' cell side in px: 2 at 32 px, a divisor of `size` so the dotted torus tiles without a seam."""
+    return next(c for c in range(max(1, round(size / 16)), size + 1) if size % c == 0)
 
 
 def _quantise(x: torch.Tensor) -> torch.Tensor:
@@ -100,31 +110,29 @@ def _sprites(d: _Draws, size: int) -> torch.Tensor:
     for k, mask in enumerate(SHAPE_MASKS):  # one outline per group of clips, not every outline for every clip
         rows = d.shape == k
         inside[rows] = mask(u[rows], v[rows], d.radius[rows].view(-1, 1, 1))
-    pattern = texture(d.kind.view(n, 1, 1), u, v, d.period[:, :1, None], d.angle[:, :1, None])  # moves with it
+    pattern = texture(d.kind.view(n, 1, 1), u, v, d.period.view(n, 1, 1), d.angle.view(n, 1, 1))  # moves with it
     colour = _quantise(d.colour[:, 0, :, None, None] + 0.5 * pattern[:, None])  # N, 3, S, S
     return torch.where(inside[:, None], colour, -1)
 
 
 def _backgrounds(d: _Draws, size: int) -> torch.Tensor:
-    """(N, 3, S, S) int16: ShapeTex's background, the other texture over low-frequency colour noise."""
-    n = len(d.shape)
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
-    pattern = texture((1 - d.kind).view(n, 1, 1), xs, ys, d.period[:, 1:, None], d.angle[:, 1:, None])
-    low = F.interpolate(d.low, size=(size, size), mode="bilinear", align_corners=False)
-    return _quantise(0.5 * d.colour[:, 1, :, None, None] + 0.5 * low + 0.06 * pattern[:, None])
+    """(N, 3, S, S) int16: the background's colour, half of it, plus its dots, each cell on or off per channel."""
+    cell = size // d.dots.shape[-1]
+    dots = d.dots.float().repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+    return _quantise(0.5 * d.colour[:, 1, :, None, None] + 0.5 * dots)
 
 
 def _render(d: _Draws, frames: int, size: int, bank: torch.Tensor) -> torch.Tensor:
-    """(N, 3, T, S, S) uint8: each clip's sprite moved to its whole-pixel position in every frame, over its
-    background, plus pixel noise from `bank` (3, NOISE_FRAMES, S, S)."""
+    """(N, 3, T, S, S) uint8: each clip's scene (its sprite centred on pixel (0, 0), over its background) moved to
+    its whole-pixel position in every frame, plus pixel noise from `bank` (3, NOISE_FRAMES, S, S)."""
     n, channel = len(d.shape), torch.arange(3).view(1, 3, 1)
+    sprite = _sprites(d, size)
+    scene = torch.where(sprite < 0, _backgrounds(d, size), sprite)  # N, 3, S, S
     path = d.start[:, None] + torch.arange(frames).view(1, -1, 1) * d.velocity[:, None]  # N, T, 2
-    shift = (-path.round().long()) % size  # N, T, 2: where each frame's window starts on the tiled sprite
-    windows = _sprites(d, size).repeat(1, 1, 2, 2).unfold(2, size, 1).unfold(3, size, 1)  # N, 3, S+1, S+1, S, S
-    moved = windows[torch.arange(n).view(n, 1, 1), channel, shift[:, None, :, 0], shift[:, None, :, 1]]  # N,3,T,S,S
-    clips = torch.where(moved < 0, _backgrounds(d, size)[:, :, None], moved)
-    clips += bank[channel, d.noise[:, None]]
+    shift = (-path.round().long()) % size  # N, T, 2: where each frame's window starts on the tiled scene
+    windows = scene.repeat(1, 1, 2, 2).unfold(2, size, 1).unfold(3, size, 1)  # N, 3, S+1, S+1, S, S
+    clips = windows[torch.arange(n).view(n, 1, 1), channel, shift[:, None, :, 0], shift[:, None, :, 1]]  # N,3,T,S,S
+    clips = clips + bank[channel, d.noise[:, None]]
     return clips.clamp_(0, 255).to(torch.uint8)
 
 

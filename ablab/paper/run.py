@@ -96,10 +96,11 @@ def select(recipes: list[Recipe], paper: str, only: Optional[list[str]] = None) 
 
 def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Optional[bool], throughput: bool,
                data_root: Optional[str], force: bool, log: Callable[[str], None],
-               seeds: Optional[tuple[int, ...]] = None) -> list[Output]:
+               seeds: Optional[tuple[int, ...]] = None, run: bool = True) -> list[Output]:
     """Run every step the chosen sections name at `profile` (each recipe once), then build their tables. `train`
     None trains where the profile is a shrink and only measures at paper scale (training the papers' models takes
-    GPU-days). `seeds` replaces each profile's own. A recipe without `profile` is skipped with a line saying so."""
+    GPU-days). `seeds` replaces each profile's own. A recipe without `profile` is skipped with a line saying so.
+    With `run` false nothing runs: the tables are built from what `results` holds."""
     from ..runs.preflight import preflight
     from ..runs.progress import RunProgress
     from ..runs.runner import run_recipe
@@ -118,7 +119,7 @@ def regenerate(chosen: list[Regenerated], profile: str, results: Path, train: Op
         ids = steps.setdefault(g.recipe.path, [])
         if not g.section.settings and g.section.plot != "group_size":  # these read the recipe, not runs
             ids += [r.step for r in g.section.rows if r.step not in ids]
-    for path, ids in ((path, ids) for path, ids in steps.items() if ids):
+    for path, ids in ((path, ids) for path, ids in steps.items() if ids and run):
         r = recipes[path]
         prof = r.profiles[profile]
         trains = prof.trains and (train if train is not None else prof.scale is not None)
@@ -207,10 +208,10 @@ class Output:
     copies: tuple[Path, ...] = ()  # a figure the recipe's analysis drew (png, pdf), copied as <name>.png / .pdf
 
 
-def write_outputs(outputs: list[Output], out: Path) -> list[Path]:
-    """Each item's tables (and figure) under `out`, and report.md: every table of the paper in its order."""
+def write_outputs(outputs: list[Output], out: Path, paper: str) -> list[Path]:
+    """Each item's tables (and figure) under `out`, and report.md: every table `out` holds, these and those
+    regenerated before, in `paper`'s order."""
     from ..io import atomic_file, write_figure_atomic, write_text_atomic
-    from ..report.table import to_markdown
     from ..report.tables import write_table_files
 
     written = []
@@ -225,5 +226,12 @@ def write_outputs(outputs: list[Output], out: Path) -> list[Path]:
             with atomic_file(target, "wb") as f:
                 f.write(source.read_bytes())
             written.append(target)
-    write_text_atomic(out / "report.md", "\n".join(to_markdown(o.table) for o in outputs))
+    items = {o.name.split("_")[0] for o in outputs}
+    for stale in set(out.glob("*.*")) - set(written):  # an item's files of an earlier layout (e.g. split by recipe)
+        if stale.stem.split("_")[0] in items and stale.suffix in (".md", ".csv", ".tex", ".png", ".pdf"):
+            stale.unlink()
+    order = {item.id: i for i, item in enumerate(papers()[paper].items)}
+    held = sorted((p for p in out.glob("*.md") if p.stem.split("_")[0] in order),
+                  key=lambda p: (order[p.stem.split("_")[0]], p.stem))
+    write_text_atomic(out / "report.md", "\n".join(p.read_text() for p in held))
     return written + [out / "report.md"]

@@ -46,14 +46,19 @@ class Ours:
 
 
 def ours_of(recipe: Recipe, profile: str, store: Store, step: str) -> Ours:
-    """What the store holds for `step` at `profile`: metrics.json and its summary.csv row ({} where absent)."""
+    """What the store holds for `step` at `profile`: metrics.json and its summary.csv row ({} where absent). Without
+    metrics.json (the committed results/ keeps summaries, not run directories) params, FLOPs and throughput come
+    from the summary row; FLOPs without norms (`no_norm`) need metrics.json's per-operator counts."""
     path = store.step_dir(recipe.name, profile, step) / "metrics.json"
     try:
         metrics = read_json(path) if path.is_file() else {}
     except CorruptFile:
         metrics = {}
     summary = store.summary(recipe.name, profile)
-    return Ours(metrics, read_rows(summary).get(step, {}) if summary.is_file() else {})
+    row = read_rows(summary).get(step, {}) if summary.is_file() else {}
+    if not metrics:
+        metrics = {k: float(row[k]) for k in ("params_m", "gflops", "throughput") if row.get(k) not in (None, "", "nan")}
+    return Ours(metrics, row)
 
 
 def within_rounding(ours: float, paper: float, places: int) -> bool:
@@ -67,6 +72,8 @@ def gflops(metrics: dict[str, Any], flops: str) -> Optional[float]:
         return None
     if flops == "all":
         return float(metrics["gflops"])
+    if "flops" not in metrics:  # a summary row's total alone
+        return None
     by_op = metrics.get("flops_by_operator") or {}
     return (float(metrics["flops"]) - sum(by_op.get(op, 0) for op in NORM_OPS)) / 1e9
 

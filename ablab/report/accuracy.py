@@ -50,7 +50,8 @@ def accuracy_figure(s: Summary) -> Optional[Figure]:
 
 def overview_figure(profile: str, summaries: Sequence[Summary]) -> Optional[Figure]:
     """Every recipe's steps of one profile on one accuracy-vs-throughput axes, a colour per recipe; in clips/s
-    where every recipe's steps are clip models."""
+    where every recipe's steps are clip models, and where image and clip recipes meet, each legend entry says its
+    recipe's unit."""
     groups = [(s, with_accuracy(s.rows)) for s in summaries]
     invalid = pd.concat([rows[~plausible(rows)] for _, rows in groups])
     groups = [(s, rows[plausible(rows)]) for s, rows in groups]
@@ -63,15 +64,15 @@ def overview_figure(profile: str, summaries: Sequence[Summary]) -> Optional[Figu
     labels: list[Label] = []
     arrows: list[tuple[Point, Point]] = []
     recipes = []
+    units = {s.unit for s, _ in groups}
     for i, (s, rows) in enumerate(groups):
         color = f"C{i % 10}"
         step_labels, step_arrows = plot_steps(ax, rows, [color] * len(rows), sizes)
         labels += step_labels
         arrows += step_arrows
-        recipes.append((color, s.recipe))
+        recipes.append((color, s.recipe + (f" ({s.unit})" if len(units) > 1 else "")))
     hardware = "; ".join(sorted({s.hardware for s, _ in groups}))
-    _axes(ax, every, hardware, sizes, recipes, "recipe",
-          unit=throughput_unit(f for s, _ in groups for f in s.frames))
+    _axes(ax, every, hardware, sizes, recipes, "recipe", unit=units.pop() if len(units) == 1 else None)
     ax.set_title(f"All recipes / {profile}: top-1 accuracy vs measured throughput")
     fig.tight_layout(rect=(0, 0.06 if omitted_note(fig, invalid) else 0, 1, 1))
     place_labels(ax, labels, arrows)
@@ -156,16 +157,17 @@ def plot_steps(ax: Axes, rows: pd.DataFrame, colors: list[str],
 
 
 def _axes(ax: Axes, rows: pd.DataFrame, hardware: str, sizes: MarkerSizes, colors: list[tuple[str, str]],
-          what: str, unit: str = IMAGES) -> None:
-    """Scales, limits, axis labels (throughput in `unit`), and the colour and marker-size legends outside the axes
-    on the right."""
+          what: str, unit: Optional[str] = IMAGES) -> None:
+    """Scales, limits, axis labels (throughput in `unit`; None: each colour's own, as its legend entry says), and
+    the colour and marker-size legends outside the axes on the right."""
     lo, hi = spread(rows)
     log_axis(ax, "x", *log_range([*rows["throughput"], *lo.dropna(), *hi.dropna()]))
     std = rows["top1_std"].fillna(0)
     bottom, top = (rows["top1"] - std).min(), (rows["top1"] + std).max()
     pad = max(0.1 * (top - bottom), 2.0)  # at least 2 points of room: labels sit above and below markers
     ax.set_ylim(bottom - pad, top + pad)
-    ax.set_xlabel(f"throughput ({spelled(unit)}, inference; log scale)\n{hardware}")
+    ax.set_xlabel(f"throughput ({spelled(unit) if unit else 'images/s or clips/s, as the legend says'}, inference; "
+                  f"log scale)\n{hardware}")
     ns = sorted(set(seeds_n(rows)))
     seeds = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
     ax.set_ylabel("top-1 accuracy (%), one seed each (n = 1)" if ns == [1] else

@@ -167,11 +167,11 @@ def _needed(value: float) -> str:
 
 def build_overview(summaries: list[Path], profile: str) -> Table:
     """Every recipe's last step beside the root of its chain, one profile: where each transition ends up; throughput
-    in clips/s where every recipe's steps are clip models."""
-    rows, frames = [], []
+    in a column per unit (im/s, clips/s for recipes of clip models) and measurement setting."""
+    rows = []
     for summary in summaries:
         df = read_summary(summary)
-        frames += step_frames(summary, df)
+        unit = throughput_unit(step_frames(summary, df))
         last = df.index[-1]
         root = int(df.index[df["step"] == df.at[last, "root"]][0])
         ratio = ratio_to_root(df, df["throughput"])
@@ -179,20 +179,21 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
             rows.append({header("recipe"): summary.parent.parent.name, header("role"): role,
                          header("step"): df.at[i, "step"], header("model"): df.at[i, "label"],
                          header("params"): df.at[i, "params_m"], header("gflops"): df.at[i, "gflops"],
-                         "throughput": df.at[i, "throughput"], "setting": df.at[i, "setting"],
+                         "throughput": df.at[i, "throughput"], "setting": df.at[i, "setting"], "unit": unit,
                          header("x_root"): ratio[i], header("top1"): row_top1(df, i), header("n"): df.at[i, "top1_n"],
                          header("paper_top1"): df.at[i, "paper_top1"] if "paper_top1" in df else float("nan"),
                          header("status"): df.at[i, "status"]})
     frame = pd.DataFrame(rows)
-    unit = throughput_unit(frames)
     at = frame.columns.get_loc("throughput")
-    speeds = _per_setting(frame.pop("throughput"), frame.pop("setting"), header("throughput", unit=unit))
+    values, setting, units = frame.pop("throughput"), frame.pop("setting"), frame.pop("unit")
+    speeds = {name: column for unit in dict.fromkeys(units) for name, column in _per_setting(
+        values.where(units == unit), setting.where(units == unit, ""), header("throughput", unit=unit)).items()}
     for offset, (name, column) in enumerate(speeds.items()):
         frame.insert(at + offset, name, column)
     frame = frame.dropna(axis=1, how="all")
     finished = frame[header("status")].isin(["done", "measured", ""]).all()
-    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one {unit} "
-               "column per measurement setting, never mixed; top-1 is the mean ± std over n seeds; 'x root' is the "
+    caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one "
+               "throughput column per unit (im/s; clips/s for clip models) and measurement setting, never mixed; top-1 is the mean ± std over n seeds; 'x root' is the "
                "throughput ratio, only between models measured alike on an idle machine.")
     return Table(f"all recipes ({profile})", frame, caption, (header("status"),) if finished else ())
 

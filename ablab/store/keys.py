@@ -16,6 +16,9 @@ from ..arch.spec import ArchSpec, canonical
 from ..settings import REMOVED, DetectionConfig, SegmentationConfig, Setting, TrainConfig
 
 MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
+# Generated datasets whose content changed after results were first recorded: the revision joins the key of every
+# run that reads them, so runs on the earlier content are redone (ShapeClips 2: a panning dotted scene).
+DATA_REVISION = {"shapeclips": 2}
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -53,7 +56,7 @@ def structure_key(spec: ArchSpec) -> str:
 def train_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Everything that determines a training run's result, pre-training included, and the content of the checkpoint
     it starts from (`init`: its SHA-256, so a file replaced under the same path is a new run)."""
-    payload = {"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed}
+    payload = {"spec": canonical(spec).to_dict(), "train": settings_data(cfg), "seed": seed, **_revision(cfg)}
     if cfg.init is not None:
         payload["init_sha256"] = file_sha256(cfg.init.path)
     return _digest(payload)
@@ -74,7 +77,12 @@ def file_sha256(path: str) -> str:
 def pretrain_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
     """Everything that determines a pre-training's encoder: spec, pre-training settings, images, seed."""
     return _digest({"spec": canonical(spec).to_dict(), "pretrain": settings_data(cfg.pretrain),
-                    "data": dataclasses.asdict(cfg.data), "seed": seed})
+                    "data": dataclasses.asdict(cfg.data), "seed": seed, **_revision(cfg)})
+
+
+def _revision(cfg: TrainConfig) -> dict[str, int]:
+    """The revision of the generated dataset `cfg` reads, where it has one (nothing in the keys of the others)."""
+    return {"data_revision": DATA_REVISION[cfg.data.name]} if cfg.data.name in DATA_REVISION else {}
 
 
 def dense_key(train: str, task: str, cfg: DetectionConfig | SegmentationConfig) -> str:
