@@ -57,7 +57,8 @@ def ours_of(recipe: Recipe, profile: str, store: Store, step: str) -> Ours:
     summary = store.summary(recipe.name, profile)
     row = read_rows(summary).get(step, {}) if summary.is_file() else {}
     if not metrics:
-        metrics = {k: float(row[k]) for k in ("params_m", "gflops", "throughput") if row.get(k) not in (None, "", "nan")}
+        metrics = {k: float(row[k]) for k in ("params_m", "gflops", "throughput")
+                   if row.get(k) not in (None, "", "nan")}
     return Ours(metrics, row)
 
 

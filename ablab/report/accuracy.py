@@ -20,7 +20,7 @@ from .measured import plausible, spread
 from .numbers import significant
 from .placement import Label, Point, place_labels
 from .scales import log_axis, log_range
-from .units import IMAGES, spelled, throughput_unit
+from .units import IMAGES, spelled
 
 DPI = 150
 MAX_AREA = 220.0  # marker area (pt²) of the largest model; area is proportional to GFLOPs

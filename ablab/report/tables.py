@@ -193,8 +193,9 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
     frame = frame.dropna(axis=1, how="all")
     finished = frame[header("status")].isin(["done", "measured", ""]).all()
     caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one "
-               "throughput column per unit (im/s; clips/s for clip models) and measurement setting, never mixed; top-1 is the mean ± std over n seeds; 'x root' is the "
-               "throughput ratio, only between models measured alike on an idle machine.")
+               "throughput column per unit (im/s; clips/s for clip models) and measurement setting, never mixed; "
+               "top-1 is the mean ± std over n seeds; 'x root' is the throughput ratio, only between models measured "
+               "alike on an idle machine.")
     return Table(f"all recipes ({profile})", frame, caption, (header("status"),) if finished else ())
 
 
