@@ -226,12 +226,16 @@ def write_outputs(outputs: list[Output], out: Path, paper: str) -> list[Path]:
             with atomic_file(target, "wb") as f:
                 f.write(source.read_bytes())
             written.append(target)
-    items = {o.name.split("_")[0] for o in outputs}
+    items = {_item(o.name) for o in outputs}
     for stale in set(out.glob("*.*")) - set(written):  # an item's files of an earlier layout (e.g. split by recipe)
-        if stale.stem.split("_")[0] in items and stale.suffix in (".md", ".csv", ".tex", ".png", ".pdf"):
+        if _item(stale.stem) in items and stale.suffix in (".md", ".csv", ".tex", ".png", ".pdf"):
             stale.unlink()
     order = {item.id: i for i, item in enumerate(papers()[paper].items)}
-    held = sorted((p for p in out.glob("*.md") if p.stem.split("_")[0] in order),
-                  key=lambda p: (order[p.stem.split("_")[0]], p.stem))
+    held = sorted((p for p in out.glob("*.md") if _item(p.stem) in order), key=lambda p: (order[_item(p.stem)], p.stem))
     write_text_atomic(out / "report.md", "\n".join(p.read_text() for p in held))
     return written + [out / "report.md"]
+
+
+def _item(stem: str) -> str:
+    """The item an output file belongs to: 'table2' of 'table2' and of 'table2_<recipe>'."""
+    return stem.split("_")[0]
