@@ -313,7 +313,7 @@ def _run_one(r: Recipe, profile: Optional[str], measure_only: bool, steps: Optio
         if not _submit(r, profile, chosen, seed_list, measure_only, data_root, force, store, cluster, wait):
             return  # jobs are out; the analysis below needs their runs
     else:
-        progress = RunProgress(enabled=sys.stdout.isatty(), log=typer.echo, plan=plan)
+        progress = RunProgress(enabled=sys.stdout.isatty(), log=typer.echo, plan=plan, dense=dense)
         try:
             summary = run_recipe(r, profile, store, chosen, force, log=progress.print, train_steps=not measure_only,
                                  seeds=seed_list, data_root=data_root, progress=progress, wait_locks=wait_locks,

@@ -397,8 +397,8 @@ TASKS = ("classification", *DENSE_METRICS)  # what `ablab run --task` takes; cla
 
 @dataclass(frozen=True)
 class Scale:
-    """A profile's shrink of every step: image size, factors for patch sizes, widths and depths, and a clip
-    model's frames."""
+    """A profile's shrink of every step: image size, factors for patch sizes, widths, head counts and depths, and
+    a clip model's frames."""
 
     img_size: int
     patch: float = 1.0  # patch-size factor: 16 -> 4 at 0.25
@@ -407,6 +407,9 @@ class Scale:
     frames: Optional[int] = field(default=None, metadata=ADDED)  # input frames of clip models (None: the spec's)
     # each block's residual outputs start at init_std / sqrt(2 x blocks) (GPT-2's; ArchSpec.depth_scaled_init)
     depth_scaled_init: bool = field(default=False, metadata=ADDED)
+    # factor of every stage's head count (None: the width factor). Per-head parameters (MViTv2's pooling convs,
+    # decomposed relative positions) grow with head width, so fewer heads per channel changes their share
+    heads: Optional[float] = field(default=None, metadata=ADDED)
 
     def problems(self) -> list[Problem]:
         out = _at_least(self, ("img_size",), 1)
@@ -414,7 +417,8 @@ class Scale:
             out.append(("frames", f"a clip has 2 to 4096 frames, got {self.frames}"))
         if self.img_size > 4096:
             out.append(("img_size", f"at most 4096 px, got {self.img_size}"))
-        return out + [(n, f"a factor in (0, 4] is required, got {getattr(self, n)}") for n in ("patch", "width", "depth")
+        factors = ("patch", "width", "depth") + (("heads",) if self.heads is not None else ())
+        return out + [(n, f"a factor in (0, 4] is required, got {getattr(self, n)}") for n in factors
                       if not 0 < getattr(self, n) <= 4]
 
 

@@ -2,14 +2,20 @@
 drifts (an error with --strict); `ablab show` and the summary carry both ratios."""
 
 import csv
+import dataclasses
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ablab.cli import app
 from ablab.cost.fidelity import CostCache, fidelity, meta_cost
-from ablab.recipe import load_recipe
+from ablab.arch.shrink import shrink
+from ablab.recipe import load_recipe, recipe_files
 
 from .conftest import TINY_BASE
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 # blocks wide enough that the stem and head barely count, so a whole-block depth shrink keeps the ratios
 RECIPE = """
@@ -58,3 +64,34 @@ def test_summary_holds_both_ratios(write_recipe, tmp_path):
                                     str(tmp_path)]).exit_code == 0
     rows = list(csv.DictReader((tmp_path / "fid/cpu/summary.csv").open()))
     assert rows[0]["params_x"] == "" and float(rows[1]["paper_params_x"]) > 1.9 and float(rows[1]["drift"]) < 0.05
+
+
+@pytest.mark.parametrize("path", recipe_files(RECIPES), ids=lambda p: p.stem)
+def test_every_shipped_profile_keeps_every_step_within_the_band(path):
+    recipe = load_recipe(path)
+    for profile in recipe.profiles:
+        outside = [f"{f.step}: {f.describe()}" for f in fidelity(recipe, profile) if not f.inside]
+        assert not outside, f"{path.name} profile {profile}: {outside}"
+
+
+def test_a_head_factor_of_its_own_keeps_per_head_parameters_at_their_paper_share():
+    """The video MViTv2's 3x3x3 pools hold head_dim x 27 weights each: with heads shrunk like widths, stage 3 keeps
+    one 64-wide head while its blocks shrink 81-fold, and removing the pools (maxpool) drifts in params."""
+    recipe = load_recipe(RECIPES / "mvitv2_to_hiera_video.yaml")
+    scale = recipe.profiles["cpu"].scale
+    spec = recipe.spec("mvitv2_l", "cpu")
+    assert scale.heads == 0.5 and [st.heads for st in spec.stages] == [1, 2, 4, 8]  # paper 2, 4, 8, 16
+    assert [st.dim // st.heads for st in spec.stages] == [16] * 4
+    same = shrink(recipe.specs["mvitv2_l"], dataclasses.replace(scale, heads=None), 10)
+    assert [st.heads for st in same.stages] == [1, 1, 1, 2]  # the width factor, at least one head
+    maxpool = [f for f in fidelity(recipe, "cpu") if f.step == "maxpool"][0]
+    assert maxpool.params_drift < 0.03
+    alike = dataclasses.replace(recipe.profiles["cpu"], scale=dataclasses.replace(scale, heads=None))
+    [drifts] = [f for f in fidelity(dataclasses.replace(recipe, profiles={"cpu": alike}), "cpu") if f.step == "maxpool"]
+    assert drifts.params_drift > 0.05
+
+
+def test_a_head_factor_outside_its_range_is_named(write_recipe):
+    path = write_recipe(RECIPE.replace("DEPTH", "0.5").replace("depth: 0.5}", "depth: 0.5, heads: 0}"))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "heads" in result.output and "a factor in (0, 4] is required" in result.output

@@ -10,6 +10,7 @@ from ablab.arch.build import build
 from ablab.cost.fidelity import meta_cost
 from ablab.cost.flops import count_flops
 from ablab.nn.attention import Attention
+from ablab.nn.pooling import Pool, per_unit
 from ablab.arch.presets import preset_spec as preset
 from ablab.recipe import load_recipe
 from ablab.arch.spec import SpecError, canonical, check, diff
@@ -91,6 +92,22 @@ def test_hiera_transform_preconditions():
         T["separate_and_pad"](preset("hiera_b"))  # every kernel is its stride
     with pytest.raises(PreconditionError, match="already pools inside mask units"):
         T["separate_and_pad"](T["separate_and_pad"](preset("mvitv2_b")))
+
+
+@pytest.mark.parametrize("op, unit", [("conv", 4), ("max", 2), ("conv", 8)])
+def test_pooling_per_unit_equals_pooling_each_unit_alone(op, unit):
+    """Separate-and-pad written out: every unit x unit square pooled as an image of its own, put back in place;
+    the maps come channels-last (a permuted view), as attention hands them over."""
+    torch.manual_seed(0)
+    pool = Pool(op, 3, 2, channels=5, eps=1e-6).op
+    maps = torch.randn(3, 8, 8, 5).permute(0, 3, 1, 2)  # N, C, H, W viewed over N, H, W, C
+    out = per_unit(pool, maps, unit)
+    for y in range(0, 8, unit):
+        for x in range(0, 8, unit):
+            alone = pool(maps[:, :, y:y + unit, x:x + unit].contiguous())
+            h, w = alone.shape[-2:]
+            torch.testing.assert_close(out[:, :, y // 2:y // 2 + h, x // 2:x // 2 + w], alone)
+    assert out.shape == (3, 5, 4, 4)
 
 
 def test_separate_and_pad_changes_only_pools_that_cross_a_unit():

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ablab.cli import app
 from ablab.io import save_checkpoint, write_json_atomic
 from ablab.recipe import load_recipe
-from ablab.runs.estimate import Pace, Plan, PlannedRun, plan_runs
+from ablab.runs.estimate import DensePlan, Pace, Plan, PlannedRun, plan_runs
 from ablab.runs.progress import RunProgress
 from ablab.store.keys import train_key
 from ablab.store.paths import Store
@@ -217,3 +217,23 @@ def test_the_command_line_imports_no_torch_until_a_command_needs_it(write_recipe
             "        assert not e.code, (args, e.code)\n"
             "    assert 'torch' not in sys.modules, f'ablab {args[0]} imported torch'\n")
     subprocess.run([sys.executable, "-c", code, str(recipe)], check=True, capture_output=True)
+
+
+def test_the_eta_counts_the_dense_runs_after_each_classification_run(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("ablab.runs.progress.time.monotonic", lambda: now[0])
+    pace = Pace({"o": 100})
+    pace.add("o", 10.0)
+    runs = [PlannedRun("o", 0, "train", 2), PlannedRun("o", 1, "train", 2)]
+    progress = RunProgress(plan=Plan(runs, pace, "test"), dense=DensePlan("segmentation", 0, 2, 60.0))
+    assert progress.eta() == 2 * 2 * 10 + 2 * 30  # two classification runs, then each one's 30 s dense run
+    progress.begin("o", 0)
+    progress.begin_epochs("[o] seed 0", 2)
+    now[0] = 20.0
+    progress.begin_epochs("[o] seed 0 segmentation", 1, dense=True)
+    assert progress.eta() == 30 + 20 + 30  # this dense run at its estimate, then run 1 and its dense run
+    now[0] = 30.0
+    assert progress.eta() == 20 + 20 + 30
+    now[0] = 60.0
+    progress.advance(10.0)  # the dense run took 40 s: the next one is expected to as well
+    assert progress.eta() == 20 + 40

@@ -35,21 +35,28 @@ class EtaColumn(ProgressColumn):
 class RunProgress:
     """The display of one `ablab run`. With `enabled` (a terminal): rich bars, and lines printed above them.
     Otherwise every line, epoch lines included, goes to `log` (a batch job's log), or nowhere without one. ETAs
-    come from `plan` (the runs still to do and each step's measured pace), refined by the run in flight."""
+    come from `plan` (the runs still to do and each step's measured pace), refined by the run in flight, and from
+    `dense` (a dense task's runs after each classification run: their estimate, then their measured length)."""
 
     def __init__(self, enabled: bool = False, log: Optional[Callable[[str], None]] = None,
-                 plan: Optional[Plan] = None, console: Optional[Console] = None) -> None:
-        self.enabled, self.log, self.plan, self.console = enabled, log, plan, console
+                 plan: Optional[Plan] = None, console: Optional[Console] = None,
+                 dense: Optional[DensePlan] = None) -> None:
+        self.enabled, self.log, self.plan, self.console, self.dense = enabled, log, plan, console, dense
         self.bars: Optional[Progress] = None
         self.pending: list[PlannedRun] = [run for run in plan.runs if run.left] if plan else []
         self.current: Optional[PlannedRun] = None
         self.began = time.monotonic()
+        self.dense_started, self.in_dense = 0, False
+        self.dense_walls: list[float] = []  # wall seconds of each dense run finished here
         self._epochs("", 1)
         self.unit = "im/s"
 
-    def _epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True) -> None:
+    def _epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True, dense: bool = False) -> None:
         """Reset what the run in flight has measured: epochs of its current stage, batches of its current epoch."""
-        self.name, self.epochs, self.finished, self.training = name, epochs, finished, training
+        if self.in_dense:  # the dense stage in flight ends
+            self.dense_walls.append(time.monotonic() - self.stage_began)
+        self.name, self.epochs, self.finished, self.training, self.in_dense = name, epochs, finished, training, dense
+        self.stage_began = time.monotonic()
         self.walls: list[float] = []  # wall seconds of each epoch of this stage finished in this process
         self.epoch_began = time.monotonic()
         self.batch, self.batches, self.first_batch = 0, 0, 0.0
@@ -82,10 +89,12 @@ class RunProgress:
         self._epochs(f"[{step}] seed {seed}", 1)
 
     def begin_epochs(self, name: str, epochs: int, finished: int = 0, training: bool = True,
-                     unit: str = "im/s") -> None:
+                     unit: str = "im/s", dense: bool = False) -> None:
         """The run in flight starts a stage of `epochs` (`finished` of them done before): its training, or with
-        `training` false its pre-training, whose pace is not the run's; its speed is written in `unit`."""
-        self._epochs(name, epochs, finished, training)
+        `training` false its pre-training, whose pace is not the run's, or with `dense` its dense task's training;
+        its speed is written in `unit`."""
+        self.dense_started += dense
+        self._epochs(name, epochs, finished, training, dense)
         self.unit = unit
         if self.bars is not None:
             self.bars.reset(self.epoch_task, total=epochs, completed=finished, description=f"{name}: epochs",
@@ -158,6 +167,9 @@ class RunProgress:
         live = self._live_pace()
         if live is not None:
             return (self.epochs - self.finished - (self.batch / self.batches if self.batches else 0)) * live
+        if self.in_dense:
+            per_run = self._dense_run_seconds()
+            return None if per_run is None else max(per_run - (time.monotonic() - self.stage_began), 0.0)
         if self.current is None or self.plan is None:
             return 0.0 if self.current is None else None
         estimate = self.plan.pace.seconds([self.current])
@@ -168,9 +180,26 @@ class RunProgress:
         if self.plan is None:
             return None
         current = self._stage_left()
-        live = self._live_pace()
+        live = None if self.in_dense else self._live_pace()
         rest = self.plan.pace.seconds(self.pending, {self.current.step: live} if self.current and live else None)
-        return None if current is None or rest is None else current + rest
+        dense = self._dense_left()
+        return None if current is None or rest is None or dense is None else current + rest + dense
+
+    def _dense_run_seconds(self) -> Optional[float]:
+        """Seconds one dense run takes: as measured by those finished here, else the dense plan's estimate."""
+        if self.dense_walls:
+            return statistics.fmean(self.dense_walls)
+        if self.dense is None or self.dense.seconds is None or not self.dense.todo:
+            return None
+        return self.dense.seconds / self.dense.todo
+
+    def _dense_left(self) -> Optional[float]:
+        """Seconds the dense runs not yet started will take (0 without a dense task)."""
+        left = 0 if self.dense is None else max(self.dense.todo - self.dense_started, 0)
+        if not left:
+            return 0.0
+        per_run = self._dense_run_seconds()
+        return None if per_run is None else left * per_run
 
     def _refresh(self) -> None:
         """Every bar's deadline from what has been measured."""
@@ -202,8 +231,9 @@ def banner(recipe: Recipe, profile: str, store: Store, steps: list[str], seeds: 
     prof, data = recipe.profiles[profile], recipe.train_config(steps[0], profile, data_root).data
     scale = prof.scale
     frames = f"{scale.frames} frames at " if scale is not None and scale.frames else ""
+    heads = f", heads x{scale.heads:g}" if scale is not None and scale.heads is not None else ""
     model = ("the papers' models" if scale is None else f"every step shrunk ({frames}{scale.img_size} px, patches "
-             f"x{scale.patch:g}, widths x{scale.width:g}, depths x{scale.depth:g})")
+             f"x{scale.patch:g}, widths x{scale.width:g}{heads}, depths x{scale.depth:g})")
     source = data.root or ("generated" if data.name in GENERATED else "no path given: measurement only")
     lines = [f"ablab run {recipe.path}: {recipe.title}",
              f"profile {profile}: {model}; data {data.name} ({source})",

@@ -363,7 +363,7 @@ def _dense(task: str, recipe: Recipe, step: Step, profile: str, store: Store, se
     base = {"key": key, "step": step.id, "seed": seed, "profile": profile, "task": task, "versions": provenance()}
     began = time.perf_counter()
     try:
-        progress.begin_epochs(name, cfg.epochs, finished_epochs(out / CHECKPOINT))
+        progress.begin_epochs(name, cfg.epochs, finished_epochs(out / CHECKPOINT), dense=True)
         result = _trainer(task)(spec, cfg, out, seed, state.get("ema", state["model"]), progress.engine_callbacks())
         metrics = {**base, "status": "done", **result}
         log(f"{name}: {_scores(result, task)} in {duration(time.perf_counter() - began)}")
