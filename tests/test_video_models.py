@@ -167,4 +167,4 @@ def test_the_video_transition_runs_the_image_transforms_and_ends_at_the_official
     abs_pos, kernel_stride = recipe.specs["abs_pos"], recipe.specs["kernel_stride"]
     assert abs_pos.sep_pos_embed and recipe.specs["no_stride1"].pool_kernel_t == 3 and kernel_stride.pool_kernel_t == 1
     assert_every_step_runs(recipe, "cpu")
-    assert recipe.spec("mvitv2_l", "cpu").input_shape(2) == (2, 3, 8, 32, 32)
+    assert recipe.spec("mvitv2_l", "cpu").input_shape(2) == (2, 3, 10, 32, 32)
