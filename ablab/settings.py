@@ -54,6 +54,8 @@ class DataConfig:
     frame_stride: int = field(default=FRAME_STRIDE, metadata=ADDED)  # kinetics: frames between a clip's frames
     # kinetics evaluation: [spatial crops, temporal windows] per video, their logits averaged (Hiera, MViTv2: [3, 5])
     views: tuple[int, int] = field(default=(1, 1), metadata=ADDED)
+    # shapetex: a red and a blue disc, and which is on top doubles the classes (20): a class that needs positions
+    layout: bool = field(default=False, metadata=ADDED)
 
     def problems(self) -> list[Problem]:
         out = _at_least(self, ("train_size", "val_size"), 1) + _not_negative(self, ("seed", "workers"))
@@ -77,6 +79,8 @@ class DataConfig:
             out.append(("frame_shuffle", f"permutes the frames of clips; dataset '{self.name}' holds images"))
         if self.name != "kinetics" and self.frame_stride != FRAME_STRIDE:
             out.append(("frame_stride", f"samples videos of kinetics; dataset '{self.name}' has no frames to skip"))
+        if self.layout and self.name != "shapetex":
+            out.append(("layout", f"places ShapeTex's discs; dataset '{self.name}' is not ShapeTex"))
         if self.name != "kinetics" and tuple(self.views) != (1, 1):
             out.append(("views", f"multi-view evaluation is for kinetics; dataset '{self.name}' is evaluated once"))
         return out
@@ -84,7 +88,7 @@ class DataConfig:
     @property
     def num_classes(self) -> Optional[int]:
         """Classes of the dataset when known without loading it (None for ImageFolder and Kinetics)."""
-        return DATASET_CLASSES.get(self.name)
+        return 2 * DATASET_CLASSES["shapetex"] if self.layout else DATASET_CLASSES.get(self.name)
 
     @property
     def clips(self) -> bool:

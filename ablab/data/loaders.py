@@ -42,16 +42,16 @@ class Data:
     val: Callable[[Optional[int]], Batches]  # the first `limit` items of the validation split (None: all)
 
 
-_GENERATED_CACHE: dict[tuple[str, int, int, int, int, int], tuple[torch.Tensor, ...]] = {}
+_GENERATED_CACHE: dict[tuple[str, int, int, int, int, int, bool], tuple[torch.Tensor, ...]] = {}
 
 
 def _generated(cfg: DataConfig, img_size: int, frames: int) -> tuple[torch.Tensor, ...]:
     """The training and validation items and labels of ShapeTex or ShapeClips, made once per process."""
-    key = (cfg.name, cfg.train_size, cfg.val_size, cfg.seed, img_size, frames)
+    key = (cfg.name, cfg.train_size, cfg.val_size, cfg.seed, img_size, frames, cfg.layout)
     if key not in _GENERATED_CACHE:
         if cfg.name == "shapetex":
-            xt, yt = make_shapetex(cfg.train_size, 2 * cfg.seed, img_size)
-            xv, yv = make_shapetex(cfg.val_size, 2 * cfg.seed + 1, img_size)
+            xt, yt = make_shapetex(cfg.train_size, 2 * cfg.seed, img_size, layout=cfg.layout)
+            xv, yv = make_shapetex(cfg.val_size, 2 * cfg.seed + 1, img_size, layout=cfg.layout)
         else:
             xt, yt = make_shapeclips(cfg.train_size, 2 * cfg.seed, frames=frames, img_size=img_size)
             xv, yv = make_shapeclips(cfg.val_size, 2 * cfg.seed + 1, frames=frames, img_size=img_size)

@@ -3,10 +3,18 @@
 Each 32x32 image holds one large shape (circle, square, triangle, cross or ring) at a random position,
 size and rotation, filled with a fine texture (stripes or checkerboard, random period, orientation and
 colours), on a background textured with the *other* texture plus low-frequency colour noise and pixel
-noise. The class (10 = 5 shapes x 2 textures) needs both scales: the global outline and layout of the
-shape, and the local texture inside it (the background texture is a decoy). That is what the design
-changes under study act on: hierarchy and locality (textures), global attention and position encoding
-(outlines and layout).
+noise. The class (10 = 5 shapes x 2 textures) needs both scales: the global outline of the shape and the
+local texture inside it (the background texture is a decoy). That is what the design changes under study act
+on: hierarchy and locality (textures), global attention (outlines). It does not need positions: each patch of
+a 4x4 grid holds enough of an outline that a bag of patches classifies as well (recipes/sanity.yaml).
+
+`layout=True` adds a third factor that only the layout of patches carries: a red and a blue flat disc, one in
+the upper part of the image and one in the lower, and the class says which is on top (20 classes). Both classes
+hold the same parts at the same distances from the image's edges, so a model that sees a bag of patches (no
+position information at all) can only guess from what lies beside a disc (the shape sits more often toward the
+image's centre, so a disc's patch may show on which side of it the shape lies). Vertical, so horizontal flips
+keep the class. An opt-in (`train.data.layout`), for checking that a model can use positions at all
+(recipes/sanity.yaml, profile cpu_layout); not the default proxy: docs/proxy.md says what it costs.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ SHAPES = ("circle", "square", "triangle", "cross", "ring")
 TEXTURES = ("stripes", "checker")
 NUM_CLASSES = len(SHAPES) * len(TEXTURES)
 CLASS_NAMES = tuple(f"{s}/{t}" for s in SHAPES for t in TEXTURES)
+SIDES = ("red_top", "blue_top")  # `layout`: which disc is on top
 
 
 def _circle(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -62,16 +71,18 @@ def texture(kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, period: torch.
     return torch.where(kind.bool(), checker, stripes)
 
 
-def make_shapetex(n: int, seed: int, img_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` images (uint8, N x 3 x S x S) and balanced labels (int64), the same for the same seed."""
+def make_shapetex(n: int, seed: int, img_size: int = 32, layout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` images (uint8, N x 3 x S x S) and balanced labels (int64), the same for the same seed; `layout`: with
+    the discs, label = (shape * 2 + texture) * 2 + side."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=g)
 
-    labels = torch.arange(n) % NUM_CLASSES
+    labels = torch.arange(n) % (NUM_CLASSES * len(SIDES) if layout else NUM_CLASSES)
     labels = labels[torch.randperm(n, generator=g)]
-    shape_id, tex_id = labels // len(TEXTURES), labels % len(TEXTURES)
+    base = labels // len(SIDES) if layout else labels
+    shape_id, tex_id = base // len(TEXTURES), base % len(TEXTURES)
     s = img_size
     ys, xs = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
     col = lambda t: t.view(n, 1, 1)  # noqa: E731
@@ -87,5 +98,25 @@ def make_shapetex(n: int, seed: int, img_size: int = 32) -> tuple[torch.Tensor, 
     fg_colour, bg_colour = rand(n, 3, 1, 1), rand(n, 3, 1, 1)
     low = torch.nn.functional.interpolate(rand(n, 3, 4, 4), size=(s, s), mode="bilinear", align_corners=False)
     img = torch.where(mask[:, None], fg_colour + 0.5 * fg[:, None], 0.5 * bg_colour + 0.5 * low + 0.06 * bg[:, None])
+    if layout:
+        img = _with_discs(img, labels % len(SIDES), rand(n, 4), xs, ys)
     img = img + 0.04 * torch.randn(n, 3, s, s, generator=g)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels
+
+
+def _with_discs(img: torch.Tensor, side: torch.Tensor, where: torch.Tensor, xs: torch.Tensor,
+                ys: torch.Tensor) -> torch.Tensor:
+    """`img` (N, 3, S, S) with a red and a blue disc of radius S/10, one centred 0.15-0.35 S from the top and
+    the other as far from the bottom (red on top for side 0, blue for side 1); `where` (N, 4), uniform draws,
+    places them."""
+    s, rad = xs.shape[-1], xs.shape[-1] / 10
+    y_top, y_bottom = s * (0.15 + 0.2 * where[:, 0]), s * (0.65 + 0.2 * where[:, 1])
+    x_top, x_bottom = s * (0.15 + 0.7 * where[:, 2]), s * (0.15 + 0.7 * where[:, 3])
+
+    def disc(cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:  # N, 1, S, S
+        return ((xs - cx.view(-1, 1, 1)) ** 2 + (ys - cy.view(-1, 1, 1)) ** 2 < rad ** 2)[:, None]
+
+    red, blue = torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1), torch.tensor([0.1, 0.2, 1.0]).view(1, 3, 1, 1)
+    red_top = (side == 0).view(-1, 1, 1, 1)
+    img = torch.where(disc(x_top, y_top), torch.where(red_top, red, blue), img)
+    return torch.where(disc(x_bottom, y_bottom), torch.where(red_top, blue, red), img)
