@@ -9,6 +9,7 @@ import torch
 from ablab.data.loaders import build_data
 from ablab.data.synthetic import NUM_CLASSES, SIDES, _with_discs, make_shapetex
 from ablab.recipe import RecipeError, load_recipe
+from ablab.runs.runner import default_profile
 from ablab.settings import DataConfig, TrainConfig
 
 RED, BLUE = (255, 26, 26), (26, 51, 255)  # the discs' colours as uint8, before pixel noise
@@ -67,10 +68,11 @@ def test_layout_doubles_the_classes_and_is_refused_for_other_datasets(tmp_path):
         load_recipe(recipe)
 
 
-def test_sanity_cpu_layout_is_vit_to_swins_proxy_with_the_layout_factor_alone():
+def test_sanity_calibrates_vit_to_swins_proxy_with_the_layout_factor_alone():
     sanity, vit_to_swin = load_recipe("recipes/sanity.yaml"), load_recipe("recipes/vit_to_swin.yaml")
-    cpu, layout = sanity.profiles["cpu"], sanity.profiles["cpu_layout"]
-    assert cpu.train == vit_to_swin.profiles["cpu"].train and cpu.scale == vit_to_swin.profiles["cpu"].scale
-    assert layout.train.data.layout and not cpu.train.data.layout
-    assert layout.scale == cpu.scale and layout.seeds == cpu.seeds
-    assert layout.train == replace(cpu.train, data=replace(cpu.train.data, layout=True))
+    layout, plain = sanity.profiles["cpu"], sanity.profiles["cpu_no_layout"]
+    assert default_profile(sanity) == "cpu"  # `ablab run recipes/sanity.yaml` is the calibration
+    assert plain.train == vit_to_swin.profiles["cpu"].train and plain.scale == vit_to_swin.profiles["cpu"].scale
+    assert layout.train.data.layout and not plain.train.data.layout
+    assert layout.scale == plain.scale and layout.seeds == plain.seeds
+    assert layout.train == replace(plain.train, data=replace(plain.train.data, layout=True))

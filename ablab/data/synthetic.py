@@ -14,7 +14,7 @@ hold the same parts at the same distances from the image's edges, so a model tha
 position information at all) can only guess from what lies beside a disc (the shape sits more often toward the
 image's centre, so a disc's patch may show on which side of it the shape lies). Vertical, so horizontal flips
 keep the class. An opt-in (`train.data.layout`), for checking that a model can use positions at all
-(recipes/sanity.yaml, profile cpu_layout); not the default proxy: docs/proxy.md says what it costs.
+(recipes/sanity.yaml, its default profile); not the default proxy: docs/proxy.md says what it costs.
 """
 
 from __future__ import annotations
