@@ -29,7 +29,7 @@ from ablab.cost.load import Load, LoadWatch, gpu_processes, runnable_others
 from ablab.cost.machine import fingerprint
 from ablab.cost.throughput import RETRIES, RETRY_WAIT, MachineBusy, measure_throughput
 from ablab.cost.timing import Spread
-from ablab.runs.runner import measure_step
+from ablab.runs.runner import measure_steps
 from ablab.settings import Setting
 from ablab.store.summary import read_summary, setting_label, write_rows
 
@@ -182,7 +182,7 @@ def test_refuse_records_no_figure_under_load(monkeypatch):
     with pytest.raises(MachineBusy, match="no figure recorded after 1 attempt: the machine was busy: 2.0 other"):
         measure_throughput(tiny_model(), TINY_SIZE, dataclasses.replace(FAST, under_load="refuse"))
     monkeypatch.setattr(FakeWatch, "loads", [BUSY])
-    m = measure_step(tiny_vit(), dataclasses.replace(FAST, under_load="refuse"))
+    m, = measure_steps([tiny_vit()], dataclasses.replace(FAST, under_load="refuse"))
     assert m["params"] > 0 and m["gflops"] > 0  # what does not depend on the load is still measured
     assert m["throughput"] is None and m["throughput_lo"] is None and m["throughput_per_batch"] == {}
     assert m["load"] == BUSY.state and m["load_attempts"] == 1 and m["peak_gmacs"] == 50.0

@@ -23,14 +23,15 @@ from ablab.cost import machine
 from ablab.cost.throughput import (
     MeasureError,
     Setting,
-    best_of_sweep,
+    Timed,
     measure_throughput,
+    measure_throughputs,
     resolve_setting,
 )
 from ablab.cost.timing import timed_rounds
 from ablab.settings import Measure
 from ablab.recipe import RecipeError, load_recipe
-from ablab.runs.runner import measure_step
+from ablab.runs.runner import measure_steps
 from ablab.store.keys import measure_key as run_key
 from .conftest import tiny_vit
 
@@ -141,25 +142,40 @@ def test_key_changes_with_everything_that_changes_the_figure(monkeypatch):
     assert run_key(spec, gpu, "NVIDIA H100 80GB HBM3") != key
 
 
-def test_sweep_reports_the_fastest_batch():
-    rates = {1: 10.0, 8: 50.0, 32: 40.0}
-    best, per_batch = best_of_sweep((32, 1, 8), rates.__getitem__)
-    assert best == 8 and per_batch == rates and list(per_batch) == [1, 8, 32]
+class Fixed(torch.nn.Module):
+    """A model whose forward takes a set time per image, records its calls, and runs out of memory above `oom`."""
 
+    def __init__(self, name: str, per_image: float, log: list, oom: int = 10**9) -> None:
+        super().__init__()
+        self.name, self.per_image, self.log, self.oom = name, per_image, log, oom
 
-def test_sweep_stops_at_the_first_batch_out_of_memory():
-    tried = []
-
-    def rate(bs: int) -> float:
-        tried.append(bs)
-        if bs >= 32:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) > self.oom:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return float(bs)
+        self.log.append(self.name)
+        time.sleep(self.per_image * len(x))
+        return x
 
-    best, per_batch = best_of_sweep((64, 8, 32, 1), rate)
-    assert best == 8 and per_batch == {1: 1.0, 8: 8.0, 32: None, 64: None} and tried == [1, 8, 32]
+
+def test_sweep_reports_each_models_fastest_batch_and_stops_at_its_first_out_of_memory():
+    log: list[str] = []
+    fast, tight = Fixed("fast", 0.0005, log), Fixed("tight", 0.001, log, oom=4)
+    setting = dataclasses.replace(FAST, batch_sizes=(8, 2, 4), rounds=3)
+    a, b = measure_throughputs([Timed(fast, 32), Timed(tight, 32)], setting)
+    assert list(a.per_batch) == [2, 4, 8] and all(v is not None for v in a.per_batch.values())
+    assert b.per_batch[8] is None and b.batch_size in (2, 4) and b.images_per_s == b.per_batch[b.batch_size]
+    assert a.images_per_s > b.images_per_s and a.spread.n == b.spread.n == 3
     with pytest.raises(MeasureError, match="out of memory at every batch size"):
-        best_of_sweep((32, 64), rate)
+        measure_throughputs([Timed(Fixed("none", 0.001, [], oom=0), 32)], setting)
+
+
+def test_rounds_of_several_models_interleave_in_alternating_order():
+    log: list[str] = []
+    models = [Fixed(name, 0.002, log) for name in "abc"]
+    setting = dataclasses.replace(FAST, rounds=4, warmup=0, min_time=0.001)
+    measure_throughputs([Timed(m, 32) for m in models], setting)
+    timed = "".join(log)[3:]  # after each model's one calibrating call
+    assert timed == "abc" "cba" "abc" "cba", timed  # round r of every model before round r + 1 of any
 
 
 def test_timed_rounds_lie_between_synchronisations():
@@ -236,8 +252,9 @@ def test_driver_is_none_without_nvidia_smi(monkeypatch):
     assert machine.nvidia_driver() is None
 
 
-def test_measure_step_records_setting_device_spread_load_and_versions():
-    m = measure_step(tiny_vit(), dataclasses.replace(FAST, channels_last=True, rounds=4))
+def test_measure_steps_records_setting_device_spread_load_and_versions():
+    m, other = measure_steps([tiny_vit(), tiny_vit()], dataclasses.replace(FAST, channels_last=True, rounds=4))
+    assert m["timed_with"] == other["timed_with"] == 2 and m["params"] == other["params"]
     assert (m["dtype"], m["compile"], m["channels_last"], m["warmup"], m["min_time"]) == ("fp32", "none", True, 1, 0.01)
     assert m["device"] == m["machine"]["device"] and m["machine"]["device_kind"] == "cpu"
     assert m["versions"]["torch"] == torch.__version__ and m["peak_gmacs"] == max(m["reference_gmacs"]) > 0

@@ -1,5 +1,5 @@
 """Training: ShapeTex determinism, a run whose loss falls, resume equivalence (also after kill -9), NaN
-handling, seeds, data-path errors and the training columns of the summary."""
+handling, seeds, data-path errors, the training columns of the summary, and every step measured before any trains."""
 
 import csv
 import json
@@ -146,6 +146,10 @@ def test_run_trains_every_step_with_seeds_and_reports_failures(write_recipe, tmp
     results = tmp_path / "results"
     result = CliRunner().invoke(app, ["run", str(write_recipe(text)), "--seeds", "0,1", "--results", str(results)])
     assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    measured = [i for i, line in enumerate(lines) if "GFLOPs" in line]
+    trained = [i for i, line in enumerate(lines) if "] seed " in line]
+    assert len(measured) == 3 and trained and max(measured) < min(trained)  # every step timed before any trains
     rows = {r["step"]: r for r in csv.DictReader((results / "tinytrain/cpu/summary.csv").open())}
     assert rows["o"]["status"] == "done" and rows["o"]["seeds"] == "0 1"
     assert float(rows["o"]["top1_std"]) >= 0 and rows["a"]["d_top1"] != ""

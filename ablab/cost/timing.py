@@ -45,23 +45,32 @@ class Spread:
         return f"{significant(self.median)} {unit} (quartiles {significant(self.lo)}, {significant(self.hi)}; {self.n} rounds)"
 
 
-def timed_rounds(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float,
-                 rounds: int) -> list[float]:
-    """Seconds per call of `fn` in each of `rounds` timed rounds, after `warmup` untimed calls. Calls run back to
-    back between two synchronisations; the first round doubles its calls (the shorter rounds warm up further) until
-    it lasts `min_time`, and the others repeat its number of calls."""
+def calibrate(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float) -> tuple[int, float]:
+    """After `warmup` untimed calls, rounds of calls back to back between two synchronisations, the calls doubled
+    (the shorter rounds warm up further) until a round lasts `min_time`: that round's calls and seconds per call."""
     for _ in range(warmup):
         fn()
-    calls, out = 1, []
-    while len(out) < rounds:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        elapsed = time.perf_counter() - start
-        if out or elapsed >= min_time:
-            out.append(elapsed / calls)
-        else:
-            calls = max(2 * calls, math.ceil(1.2 * calls * min_time / max(elapsed, 1e-6)))
-    return out
+    calls = 1
+    while True:
+        elapsed = timed_round(fn, sync, calls) * calls
+        if elapsed >= min_time:
+            return calls, elapsed / calls
+        calls = max(2 * calls, math.ceil(1.2 * calls * min_time / max(elapsed, 1e-6)))
+
+
+def timed_round(fn: Callable[[], object], sync: Callable[[], None], calls: int) -> float:
+    """Seconds per call of `calls` calls of `fn` back to back between two synchronisations."""
+    sync()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / calls
+
+
+def timed_rounds(fn: Callable[[], object], sync: Callable[[], None], warmup: int, min_time: float,
+                 rounds: int) -> list[float]:
+    """Seconds per call of `fn` in each of `rounds` timed rounds: the first is `calibrate`'s round that lasted
+    `min_time`, and the others repeat its number of calls."""
+    calls, first = calibrate(fn, sync, warmup, min_time)
+    return [first] + [timed_round(fn, sync, calls) for _ in range(rounds - 1)]

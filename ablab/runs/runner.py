@@ -31,7 +31,7 @@ from ..cost.efficiency import efficiency_valid, hardware_efficiency
 from ..cost.machine import device_name, device_record, fingerprint, provenance
 from ..interop.init import InitError, describe, initialise
 from ..cost.model import measure
-from ..cost.throughput import MachineBusy, measure_throughput, resolve_setting
+from ..cost.throughput import MachineBusy, Timed, measure_throughputs, resolve_setting
 from ..cost.timing import Spread
 from ..mim.pretrainer import PretrainUnsupported
 from ..recipe import Recipe, Step
@@ -57,52 +57,44 @@ def default_profile(recipe: Recipe) -> str:
     return others[0] if others else next(iter(recipe.profiles))
 
 
-def measure_step(spec: ArchSpec, setting: Optional[Setting]) -> dict[str, Any]:
-    """Params, FLOPs and throughput of one spec: the median over the setting's rounds with its quartiles, how,
-    where (device, machine fingerprint) and in what state of the machine it was measured, and the matmul peak timed
-    alongside. Where the setting refuses figures taken under load and the machine was busy, the throughput is
-    None and `load` says why. Without a setting, params and FLOPs only (`--no-throughput`)."""
-    torch.manual_seed(0)
-    model = build(spec)
-    m = measure(model, spec.img_size, spec.in_chans, frames=spec.frames)
-    structure = {"params": m.params, "params_m": m.params_m, "gflops": m.gflops, "flops": m.flops.total,
-                 "flops_by_operator": m.flops.by_operator, "uncounted_ops": m.flops.uncounted_ops,
-                 "structure_key": structure_key(spec)}
+def measure_steps(specs: list[ArchSpec], setting: Optional[Setting]) -> list[dict[str, Any]]:
+    """Params, FLOPs and throughput of each spec, timed together (their rounds interleaved: `measure_throughputs`):
+    the median over the setting's rounds with its quartiles, how, where (device, machine fingerprint) and in what
+    state of the machine it was measured, the matmul peak timed alongside, and how many models shared the timing.
+    Where the setting refuses figures taken under load and the machine was busy, the throughput is None and `load`
+    says why. Without a setting, params and FLOPs only (`--no-throughput`)."""
+    models, structures = [], []
+    for spec in specs:
+        torch.manual_seed(0)
+        models.append(build(spec))
+        m = measure(models[-1], spec.img_size, spec.in_chans, frames=spec.frames)
+        structures.append({"params": m.params, "params_m": m.params_m, "gflops": m.gflops, "flops": m.flops.total,
+                           "flops_by_operator": m.flops.by_operator, "uncounted_ops": m.flops.uncounted_ops,
+                           "structure_key": structure_key(spec)})
     if setting is None:
-        return {**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
-                "compile": "", "channels_last": False, "machine": "", "load": "not measured",
-                "versions": provenance()}
+        return [{**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
+                 "compile": "", "channels_last": False, "machine": "", "load": "not measured",
+                 "versions": provenance()} for structure in structures]
     try:
-        tp = measure_throughput(model, spec.img_size, setting, spec.in_chans, frames=spec.frames)
+        figures = measure_throughputs([Timed(model, spec.img_size, spec.in_chans, spec.frames)
+                                       for model, spec in zip(models, specs)], setting)
     except MachineBusy as e:
-        load, attempts = e.load, e.attempts
-        speed = {**dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}}
+        timed = [({**dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}}, e.load, e.attempts) for _ in specs]
     else:
-        load, attempts = tp.load, tp.attempts
-        speed = {"throughput": _rate(tp.images_per_s), "throughput_lo": _rate(tp.spread.lo),
-                 "throughput_hi": _rate(tp.spread.hi), "throughput_rounds": tp.spread.n,
-                 "throughput_batch": tp.batch_size,
-                 "throughput_per_batch": {str(k): None if v is None else _rate(v) for k, v in tp.per_batch.items()}}
-    return {
-        **structure,
-        **speed,
-        "device": device_name(setting.device),
-        "dtype": setting.dtype,
-        "compile": setting.compile,
-        "channels_last": setting.channels_last,
-        "warmup": setting.warmup,
-        "min_time": setting.min_time,
-        "rounds": setting.rounds,
-        "under_load": setting.under_load,
-        "load": load.state,
-        "load_attempts": attempts,
-        "runnable_others": None if load.others is None else round(load.others, 2),
-        "reference_gmacs": [round(r, 2) for r in load.reference],
-        "peak_gmacs": round(load.peak_gmacs, 2),
-        "fingerprint": fingerprint(),
-        "machine": device_record(setting.device),
-        "versions": provenance(),
-    }
+        timed = [({"throughput": _rate(tp.images_per_s), "throughput_lo": _rate(tp.spread.lo),
+                   "throughput_hi": _rate(tp.spread.hi), "throughput_rounds": tp.spread.n,
+                   "throughput_batch": tp.batch_size,
+                   "throughput_per_batch": {str(k): None if v is None else _rate(v) for k, v in tp.per_batch.items()}},
+                  tp.load, tp.attempts) for tp in figures]
+    how = {"device": device_name(setting.device), "dtype": setting.dtype, "compile": setting.compile,
+           "channels_last": setting.channels_last, "warmup": setting.warmup, "min_time": setting.min_time,
+           "rounds": setting.rounds, "under_load": setting.under_load,
+           "timed_with": len(specs) if setting.compile == "none" else 1,  # compiled models are timed one by one
+           "fingerprint": fingerprint(), "machine": device_record(setting.device), "versions": provenance()}
+    return [{**structure, **speed, **how, "load": load.state, "load_attempts": attempts,
+             "runnable_others": None if load.others is None else round(load.others, 2),
+             "reference_gmacs": [round(r, 2) for r in load.reference], "peak_gmacs": round(load.peak_gmacs, 2)}
+            for structure, (speed, load, attempts) in zip(structures, timed)]
 
 
 def _rate(value: float) -> float:
@@ -128,7 +120,8 @@ def run_recipe(
     task: str = "classification",
 ) -> Path:
     """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path
-    of the summary CSV. A job that trains one seed of a step already measured by another job passes
+    of the summary CSV. Every step is measured before any is trained, all together: their throughput rounds
+    interleaved, so that a step's ratio to its parent does not carry the machine's drift between the two. A job that trains one seed of a step already measured by another job passes
     `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
     holds (RunLock) is skipped with a message, or waited for with `wait_locks`. Without `throughput`, params and
     FLOPs only. A dense `task` (segmentation, detection) also trains each finished seed run as its backbone."""
@@ -140,16 +133,12 @@ def run_recipe(
     log = log if main else _silent
     progress.start(len(chosen) * (len(seeds) if train_steps else 1))
     try:
-        for step in chosen:
-            if main and measure_steps:
-                with _held(store.step_dir(recipe.name, profile, step.id), f"[{step.id}] measurement", wait_locks,
-                           log, group=False) as mine:
-                    if mine:
-                        _measure(recipe, step, profile, store, force, log, throughput)
-                write_summary(recipe, profile, store)
-            if not train_steps:
-                progress.advance()
-                continue
+        if main and measure_steps:
+            _measure(recipe, chosen, profile, store, force, log, throughput, wait_locks)
+            write_summary(recipe, profile, store)
+        for _ in chosen if not train_steps else ():
+            progress.advance()
+        for step in chosen if train_steps else ():
             for seed in seeds:
                 progress.begin(step.id, seed)
                 with _held(store.seed_dir(recipe.name, profile, step.id, seed), f"[{step.id}] seed {seed}",
@@ -218,40 +207,57 @@ def _measured_spec(out: Path, spec: ArchSpec) -> bool:
         return False
 
 
-def _measure(recipe: Recipe, step: Step, profile: str, store: Store, force: bool, log: Callable[[str], None],
-             throughput: bool = True) -> None:
-    """Measure one step into its metrics.json, unless an up-to-date measurement is there: one of the same key, or
-    without `throughput`, any of the same spec (a full measurement holds params and FLOPs too)."""
+def _measure(recipe: Recipe, steps: list[Step], profile: str, store: Store, force: bool,
+             log: Callable[[str], None], throughput: bool, wait_locks: bool) -> None:
+    """Measure the steps without an up-to-date measurement into their metrics.json, together (`measure_steps`).
+    Up to date: one of the same key, or without `throughput`, any of the same spec (a full measurement holds
+    params and FLOPs too). Each step's directory is locked while it is measured; one another process holds is
+    skipped (said in the log)."""
     setting = resolve_setting(recipe.profiles[profile].measure) if throughput else None
-    spec = recipe.spec(step.id, profile)
-    key = measure_key(spec, setting, device_name(setting.device)) if setting is not None else structure_key(spec)
-    out = store.step_dir(recipe.name, profile, step.id)
+    with contextlib.ExitStack() as held:
+        due = []
+        for step in steps:
+            out = store.step_dir(recipe.name, profile, step.id)
+            if not held.enter_context(_held(out, f"[{step.id}] measurement", wait_locks, log, group=False)):
+                continue
+            spec = recipe.spec(step.id, profile)
+            key = measure_key(spec, setting, device_name(setting.device)) if setting is not None else structure_key(spec)
+            if not force and _up_to_date(recipe, step, profile, out, spec, key, setting, log):
+                continue
+            due.append((step, spec, key, out))
+        start = time.perf_counter()
+        measured = measure_steps([spec for _, spec, _, _ in due], setting) if due else []
+        seconds = round(time.perf_counter() - start, 2)
+        for (step, spec, key, out), m in zip(due, measured):
+            metrics = {
+                "key": key, "recipe": recipe.name, "profile": profile, "step": step.id, "label": step.label,
+                "parent": step.parent or "", "transform": step.transform or "", "transform_params": step.params,
+                **m, **design_columns(spec), "paper": step.paper, "note": step.note,
+                "seconds": seconds,  # the whole measurement's, shared by the steps timed with this one
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            write_json_atomic(out / "spec.json", spec.to_dict())
+            write_json_atomic(out / "metrics.json", metrics)
+            uncounted = ", ".join(f"{k}x{v}" for k, v in m["uncounted_ops"].items())
+            speed = (_speed(step, m, setting, spec.throughput_unit) if setting is not None
+                     else "throughput not measured (--no-throughput)")
+            log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(m['params_m'])}M params, "
+                f"{significant(m['gflops'])} GFLOPs, {speed}; not counted: {uncounted or 'nothing'}")
+
+
+def _up_to_date(recipe: Recipe, step: Step, profile: str, out: Path, spec: ArchSpec, key: str,
+                setting: Optional[Setting], log: Callable[[str], None]) -> bool:
+    """Whether `out` holds a measurement that makes measuring again pointless (said in the log)."""
     metrics_path = out / "metrics.json"
-    if not force and setting is None and (_current(metrics_path, key, log, field="structure_key")
-                                          or _measured_spec(out, spec)):
+    if setting is None and (_current(metrics_path, key, log, field="structure_key") or _measured_spec(out, spec)):
         log(f"[{step.id}] {recipe.label(step.id, profile)}: params and FLOPs unchanged, skipped (--force re-measures)")
-        return
-    if not force and _current(metrics_path, key, log):
+        return True
+    if _current(metrics_path, key, log):
         busy = str(read_json(metrics_path).get("load", "")).startswith("busy")
         log(f"[{step.id}] {recipe.label(step.id, profile)}: measurements unchanged, skipped ("
             + ("taken while the machine was busy; " if busy else "") + "--force re-measures)")
-        return
-    start = time.perf_counter()
-    measured = measure_step(spec, setting)
-    metrics = {
-        "key": key, "recipe": recipe.name, "profile": profile, "step": step.id, "label": step.label,
-        "parent": step.parent or "", "transform": step.transform or "", "transform_params": step.params,
-        **measured, **design_columns(spec), "paper": step.paper, "note": step.note,
-        "seconds": round(time.perf_counter() - start, 2),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    write_json_atomic(out / "spec.json", spec.to_dict())
-    write_json_atomic(metrics_path, metrics)
-    uncounted = ", ".join(f"{k}x{v}" for k, v in measured["uncounted_ops"].items())
-    speed = (_speed(step, measured, setting, spec.throughput_unit) if setting is not None
-             else "throughput not measured (--no-throughput)")
-    log(f"[{step.id}] {recipe.label(step.id, profile)}: {significant(measured['params_m'])}M params, "
-        f"{significant(measured['gflops'])} GFLOPs, {speed}; not counted: {uncounted or 'nothing'}")
+        return True
+    return False
 
 
 def _speed(step: Step, measured: dict[str, Any], setting: Setting, unit: str) -> str:

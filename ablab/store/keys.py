@@ -15,7 +15,7 @@ from typing import Any
 from ..arch.spec import ArchSpec, canonical
 from ..settings import REMOVED, DetectionConfig, SegmentationConfig, Setting, TrainConfig
 
-MEASURE_SCHEMA = 3  # bumped when the key or what a measurement records changes, so older measurements are redone
+MEASURE_SCHEMA = 4  # bumped when the key or what a measurement records changes, so older measurements are redone
 # Generated datasets whose content changed after results were first recorded: the revision joins the key of every
 # run that reads them, so runs on the earlier content are redone (ShapeClips 2: a panning dotted scene).
 DATA_REVISION = {"shapeclips": 2}
