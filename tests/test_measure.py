@@ -159,7 +159,7 @@ class Fixed(torch.nn.Module):
 
 def test_sweep_reports_each_models_fastest_batch_and_stops_at_its_first_out_of_memory():
     log: list[str] = []
-    fast, tight = Fixed("fast", 0.0005, log), Fixed("tight", 0.001, log, oom=4)
+    fast, tight = Fixed("fast", 0.0002, log), Fixed("tight", 0.002, log, oom=4)
     setting = dataclasses.replace(FAST, batch_sizes=(8, 2, 4), rounds=3)
     a, b = measure_throughputs([Timed(fast, 32), Timed(tight, 32)], setting)
     assert list(a.per_batch) == [2, 4, 8] and all(v is not None for v in a.per_batch.values())

@@ -1,9 +1,10 @@
 """Inference throughput in images/s: eval, no grad, warm-up, a batch-size sweep, the best batch reported.
 
 Each batch size is timed over several rounds (`Measure.rounds`): its figure is their median, with the quartiles as
-its spread. Several models (a recipe's steps) are timed together, their rounds interleaved, so that their ratios
-do not carry the machine's drift between one model's rounds and the next's. Around the sweep the machine's load is watched (`ablab.cost.load`) and recorded with the figure; a busy
-machine is met as the setting's `under_load` says (mark, retry, refuse).
+its spread. Several models (a recipe's steps) are timed together, their rounds interleaved, so that their ratios do
+not carry the machine's drift between one model's rounds and the next's. Around the sweep the machine's load is
+watched (`ablab.cost.load`) and recorded with the figure; a busy machine is met as the setting's `under_load` says
+(mark, retry, refuse).
 
 fp32 on the CPU; on CUDA fp16 or bf16 autocast as the papers measured, with the clock read only after
 `torch.cuda.synchronize`, so that it sees the GPU's work rather than the launch queue. Optionally the model and

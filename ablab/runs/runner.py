@@ -66,11 +66,13 @@ def measure_steps(specs: list[ArchSpec], setting: Optional[Setting]) -> list[dic
     models, structures = [], []
     for spec in specs:
         torch.manual_seed(0)
-        models.append(build(spec))
-        m = measure(models[-1], spec.img_size, spec.in_chans, frames=spec.frames)
+        model = build(spec)
+        m = measure(model, spec.img_size, spec.in_chans, frames=spec.frames)
         structures.append({"params": m.params, "params_m": m.params_m, "gflops": m.gflops, "flops": m.flops.total,
                            "flops_by_operator": m.flops.by_operator, "uncounted_ops": m.flops.uncounted_ops,
                            "structure_key": structure_key(spec)})
+        if setting is not None:
+            models.append(model)  # all held for the joint timing; params and FLOPs alone keep none
     if setting is None:
         return [{**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
                  "compile": "", "channels_last": False, "machine": "", "load": "not measured",
@@ -119,12 +121,13 @@ def run_recipe(
     throughput: bool = True,
     task: str = "classification",
 ) -> Path:
-    """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path
-    of the summary CSV. Every step is measured before any is trained, all together: their throughput rounds
-    interleaved, so that a step's ratio to its parent does not carry the machine's drift between the two. A job that trains one seed of a step already measured by another job passes
-    `measure_steps=False`, so two jobs never measure the same step at once. A run directory another process
-    holds (RunLock) is skipped with a message, or waited for with `wait_locks`. Without `throughput`, params and
-    FLOPs only. A dense `task` (segmentation, detection) also trains each finished seed run as its backbone."""
+    """Measure each selected step and, with `train_steps`, train and evaluate it with every seed; returns the path of
+    the summary CSV. Every step is measured before any is trained, all together: their throughput rounds
+    interleaved, so that a step's ratio to its parent does not carry the machine's drift between the two. A job that
+    trains one seed of a step already measured by another job passes `measure_steps=False`, so two jobs never
+    measure the same step at once. A run directory another process holds (RunLock) is skipped with a message, or
+    waited for with `wait_locks`. Without `throughput`, params and FLOPs only. A dense `task` (segmentation,
+    detection) also trains each finished seed run as its backbone."""
     chosen = [s for s in recipe.steps if not steps or s.id in steps]
     dense = task in DENSE_METRICS  # --data-root then names the task's dataset; classification reads the profile's
     dist.init_distributed("cuda" if torch.cuda.is_available() else "cpu")
@@ -221,7 +224,8 @@ def _measure(recipe: Recipe, steps: list[Step], profile: str, store: Store, forc
             if not held.enter_context(_held(out, f"[{step.id}] measurement", wait_locks, log, group=False)):
                 continue
             spec = recipe.spec(step.id, profile)
-            key = measure_key(spec, setting, device_name(setting.device)) if setting is not None else structure_key(spec)
+            key = (measure_key(spec, setting, device_name(setting.device)) if setting is not None
+                   else structure_key(spec))
             if not force and _up_to_date(recipe, step, profile, out, spec, key, setting, log):
                 continue
             due.append((step, spec, key, out))
