@@ -7,11 +7,12 @@ the papers' im/s.
 
 Measures as the profile's `measure:` says (on a GPU: fp16 autocast over its cuda_batch_sizes), with the options
 above taking precedence, through ablab.cost.throughput (eval, inference_mode, warm-up, synchronised timing in
-several rounds, best batch of the sweep, the load watched around it). Per step: our median im/s with its
-quartiles and rounds, the batch, our ratio to the chain's root measured in this run with the ratio of the
-quartiles' far ends as its spread (only between figures taken in the same load state), the machine's load, the
-paper's im/s and the paper's ratio, since only ratios compare across GPUs. Counts no FLOPs and writes nothing
-under results/ (`ablab run RECIPE --profile paper --measure-only` measures the same way and keeps the results).
+several rounds, best batch of the sweep, the load watched around it), a recipe's steps timed together with their
+rounds interleaved (compiled ones one after the other), all its models on the device at once. Per step: our median
+im/s with its quartiles and rounds, the batch, our ratio to the chain's root measured in this run with the ratio of
+the quartiles' far ends as its spread (only between figures taken in the same load state), the machine's load, the
+paper's im/s and the paper's ratio, since only ratios compare across GPUs. Counts no FLOPs and writes nothing under
+results/ (`ablab run RECIPE --profile paper --measure-only` measures the same way and keeps the results).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from ablab.arch.build import build
 from ablab.io import write_json_atomic
 from ablab.cost.machine import device_record, fingerprint, software_versions
-from ablab.cost.throughput import MachineBusy, MeasureError, Throughput, measure_throughput, resolve_setting
+from ablab.cost.throughput import MachineBusy, MeasureError, Throughput, Timed, measure_throughputs, resolve_setting
 from ablab.settings import COMPILE_MODES, UNDER_LOAD, Measure
 from ablab.store.summary import setting_label
 from ablab.recipe import Recipe, load_recipe
@@ -58,23 +59,26 @@ def ratio(tp: Throughput, root: Throughput) -> Optional[tuple[float, float, floa
 
 def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
                  steps: Optional[list[str]] = None) -> list[dict[str, Any]]:
-    """Measure every (chosen) step of `recipe` at `profile`, printing a line per step; return the rows."""
+    """Measure every (chosen) step of `recipe` at `profile`, all together (their rounds interleaved, as `ablab run`
+    does: `measure_throughputs`), then print a line per step; return the rows."""
     try:
         setting = resolve_setting(_measure(recipe, profile, overrides))
     except MeasureError as e:
         raise SystemExit(f"{recipe.path}: profile '{profile}': {e}") from None
+    chosen = [step for step in recipe.steps if not steps or step.id in steps]
+    specs = [recipe.spec(step.id, profile) for step in chosen]
+    try:
+        figures = measure_throughputs([Timed(build(spec), spec.img_size, spec.in_chans, spec.frames)
+                                       for spec in specs], setting)
+    except MachineBusy as e:
+        print(f"{recipe.name:16s} not measured: {e}", flush=True)
+        return []
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    ours = {step.id: tp for step, tp in zip(chosen, figures)}
     rows: list[dict[str, Any]] = []
-    ours: dict[str, Throughput] = {}
-    for step in recipe.steps:
-        if steps and step.id not in steps:
-            continue
-        spec = recipe.spec(step.id, profile)
-        try:
-            tp = measure_throughput(build(spec), spec.img_size, setting, spec.in_chans, frames=spec.frames)
-        except MachineBusy as e:
-            print(f"{recipe.name:16s} {step.id:14s} not measured: {e}", flush=True)
-            continue
-        ours[step.id] = tp
+    for step, spec, tp in zip(chosen, specs, figures):
         root = _root(recipe, step.id)
         x = ratio(tp, ours[root]) if root in ours else None
         paper: Optional[float] = step.paper.get("throughput")
@@ -82,7 +86,7 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
         row = {"recipe": recipe.name, "step": step.id, "label": step.label, "unit": spec.throughput_unit,
                "im_s": round(tp.images_per_s, 1),
                "im_s_lo": round(tp.spread.lo, 1), "im_s_hi": round(tp.spread.hi, 1), "rounds": tp.spread.n,
-               "batch": tp.batch_size, "per_batch": tp.per_batch,
+               "batch": tp.batch_size, "per_batch": tp.per_batch, "timed_with": len(specs),
                "x_root": None if x is None else [round(v, 3) for v in x], "load": tp.load.state,
                "attempts": tp.attempts, "peak_gmacs": round(tp.load.peak_gmacs, 1),
                "paper_im_s": paper, "paper_x_root": round(paper / paper_root, 3) if paper and paper_root else None,
@@ -93,8 +97,6 @@ def bench_recipe(recipe: Recipe, profile: str, overrides: dict[str, Any],
         print(f"{recipe.name:16s} {step.id:14s} {tp.spread.text(spec.throughput_unit):44s} batch {tp.batch_size:4d}  "
               f"{against} of {root:10s}  paper {paper or '-':>6}  paper x{row['paper_x_root'] or '-'}  "
               f"{tp.load.state}", flush=True)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
     return rows
 
 

@@ -255,6 +255,7 @@ def test_driver_is_none_without_nvidia_smi(monkeypatch):
 def test_measure_steps_records_setting_device_spread_load_and_versions():
     m, other = measure_steps([tiny_vit(), tiny_vit()], dataclasses.replace(FAST, channels_last=True, rounds=4))
     assert m["timed_with"] == other["timed_with"] == 2 and m["params"] == other["params"]
+    assert m["timed_at"] == other["timed_at"] != measure_steps([tiny_vit()], FAST)[0]["timed_at"]
     assert (m["dtype"], m["compile"], m["channels_last"], m["warmup"], m["min_time"]) == ("fp32", "none", True, 1, 0.01)
     assert m["device"] == m["machine"]["device"] and m["machine"]["device_kind"] == "cpu"
     assert m["versions"]["torch"] == torch.__version__ and m["peak_gmacs"] == max(m["reference_gmacs"]) > 0

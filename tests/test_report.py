@@ -305,3 +305,15 @@ def test_x_root_only_between_valid_figures_measured_alike_on_an_idle_machine(tmp
     # '' is a summary written before `load`; c runs 120 GMAC/s on a 100 GMAC/s machine: an invalid figure
     assert alike_root(same_setting).tolist() == [True, False, True, False]
     assert alike_root(same_setting.drop(columns="load")).tolist() == [True, True, True, False]
+
+
+def test_x_root_only_between_figures_timed_together():
+    """Timed apart (another `timed_at`), a ratio carries the machine's drift between the two timings: blank. A
+    figure from before `timed_at` was recorded ('') is taken as timed with any."""
+    at = ["2026-12-05T12:00:00.000+00:00"] * 2 + ["2026-12-05T13:00:00.000+00:00", ""]
+    frame = pd.DataFrame({"step": ["o", "a", "b", "c"], "root": ["o"] * 4, "setting": ["cpu, fp32"] * 4,
+                          "load": ["idle"] * 4, "gflops": [1.0] * 4, "throughput": [50.0, 60.0, 70.0, 80.0],
+                          "peak_gmacs": [100.0] * 4, "timed_at": at})
+    assert alike_root(frame).tolist() == [True, True, False, True]
+    assert alike_root(frame.assign(timed_at=["", *at[1:]])).tolist() == [True] * 4  # the root's time unknown
+    assert alike_root(frame.drop(columns="timed_at")).tolist() == [True] * 4

@@ -59,6 +59,8 @@ def test_rerun_skips_unchanged_and_force_remeasures(write_recipe, tmp_path):
     assert again.output.count("unchanged, skipped") == 3
     forced = invoke("run", recipe, "--measure-only", "--results", results, "--force", "--steps", "a")
     assert "skipped" not in forced.output and "[a]" in forced.output and "[o]" not in forced.output
+    at = {r["step"]: r["timed_at"] for r in csv.DictReader((results / "tiny/small/summary.csv").open())}
+    assert at["o"] == at["b"] != at["a"] != ""  # a, timed apart from its root now, gets no 'x root'
     changed = write_recipe(TINY.replace("depth: 4, dim: 16", "depth: 3, dim: 16"))
     partial = invoke("run", changed, "--measure-only", "--results", results)
     assert partial.output.count("unchanged, skipped") == 1  # o; a and b changed

@@ -39,14 +39,25 @@ def plausible(df: pd.DataFrame) -> pd.Series:
     return ~(share > 1.0)
 
 
+def together(df: pd.DataFrame) -> pd.Series:
+    """Per row: timed together with its chain root (the same `timed_at`: rounds interleaved), or either figure
+    predates `timed_at` (unknown, taken as together). Timed apart, a ratio carries the machine's drift between the
+    two timings (up to 1.4x on a 2-core VM: docs/measurement.md)."""
+    if "timed_at" not in df:
+        return pd.Series(True, index=df.index)
+    at = df["timed_at"].fillna("").astype(str)
+    root_at = df["root"].map(pd.Series(at.to_numpy(), index=df["step"])).fillna("")
+    return (at == root_at) | (at == "") | (root_at == "")
+
+
 def alike_root(df: pd.DataFrame) -> pd.Series:
     """Per row: its throughput may be divided by its chain root's, because both were measured in the same setting
-    (device, precision, machine), neither on a busy machine and both plausibly (`plausible`); a ratio across
-    settings, under load or of an invalid figure would measure the machine, not the model."""
+    (device, precision, machine), timed together (`together`), neither on a busy machine and both plausibly
+    (`plausible`); any other ratio would measure the machine, not the model."""
     trusted = idle(df) & plausible(df)
     root_setting = df["root"].map(df.set_index("step")["setting"])
     root_trusted = df["root"].map(pd.Series(trusted.to_numpy(), index=df["step"]))
-    return (df["setting"] == root_setting) & trusted & root_trusted.fillna(False).astype(bool)
+    return (df["setting"] == root_setting) & together(df) & trusted & root_trusted.fillna(False).astype(bool)
 
 
 def ratio_to_root(df: pd.DataFrame, speed: pd.Series, alike: bool = True) -> pd.Series:

@@ -105,10 +105,11 @@ def _caption(recipe: str, profile: str, df: pd.DataFrame) -> str:
     found = dense_heads(dense_metrics(df))
     dense = (f"; {'; '.join(found)}; on the profile's task: data, mean ± std over its seeds, Δ paired like top-1"
              if found else "")
+    together = " timed together (rounds interleaved)," if (df["timed_at"] != "").any() else ""
     return (f"{recipe} / {profile}: ours measured by ablab ({devices}){over}{dense}; paper numbers as cited in the "
             "recipe, paper throughput on the paper's own hardware. 'x root' is our throughput over the chain's "
-            "first step, only where both were measured in the same setting on an idle machine and within its "
-            "matmul peak; 'paper x root' the paper's.")
+            f"first step, only where both were{together} measured in the same setting on an idle machine and within "
+            "its matmul peak; 'paper x root' the paper's.")
 
 
 def _range(values: list[int]) -> str:
@@ -195,7 +196,7 @@ def build_overview(summaries: list[Path], profile: str) -> Table:
     caption = (f"Final models of every recipe ({profile} profile) beside the first model of their chain; one "
                "throughput column per unit (im/s; clips/s for clip models) and measurement setting, never mixed; "
                "top-1 is the mean ± std over n seeds; 'x root' is the throughput ratio, only between models measured "
-               "alike on an idle machine.")
+               "alike (the same setting, timed together where recorded) on an idle machine.")
     return Table(f"all recipes ({profile})", frame, caption, (header("status"),) if finished else ())
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -60,7 +61,8 @@ def default_profile(recipe: Recipe) -> str:
 def measure_steps(specs: list[ArchSpec], setting: Optional[Setting]) -> list[dict[str, Any]]:
     """Params, FLOPs and throughput of each spec, timed together (their rounds interleaved: `measure_throughputs`):
     the median over the setting's rounds with its quartiles, how, where (device, machine fingerprint) and in what
-    state of the machine it was measured, the matmul peak timed alongside, and how many models shared the timing.
+    state of the machine it was measured, the matmul peak timed alongside, how many models shared the timing and when
+    it began (`timed_at`, the same for all: `ablab.report.measured.alike_root` divides only such figures).
     Where the setting refuses figures taken under load and the machine was busy, the throughput is None and `load`
     says why. Without a setting, params and FLOPs only (`--no-throughput`)."""
     models, structures = [], []
@@ -77,6 +79,7 @@ def measure_steps(specs: list[ArchSpec], setting: Optional[Setting]) -> list[dic
         return [{**structure, **dict.fromkeys(SPEED_FIELDS), "throughput_per_batch": {}, "device": "", "dtype": "",
                  "compile": "", "channels_last": False, "machine": "", "load": "not measured",
                  "versions": provenance()} for structure in structures]
+    timed_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # names this joint timing
     try:
         figures = measure_throughputs([Timed(model, spec.img_size, spec.in_chans, spec.frames)
                                        for model, spec in zip(models, specs)], setting)
@@ -92,6 +95,7 @@ def measure_steps(specs: list[ArchSpec], setting: Optional[Setting]) -> list[dic
            "channels_last": setting.channels_last, "warmup": setting.warmup, "min_time": setting.min_time,
            "rounds": setting.rounds, "under_load": setting.under_load,
            "timed_with": len(specs) if setting.compile == "none" else 1,  # compiled models are timed one by one
+           "timed_at": timed_at,
            "fingerprint": fingerprint(), "machine": device_record(setting.device), "versions": provenance()}
     return [{**structure, **speed, **how, "load": load.state, "load_attempts": attempts,
              "runnable_others": None if load.others is None else round(load.others, 2),

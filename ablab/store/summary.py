@@ -36,6 +36,7 @@ MEASURE_COLUMNS = [
     "device", "dtype", "compile", "channels_last", "peak_gmacs", "uncounted_ops",
     # throughput's quartiles over its rounds and their number; the machine's fingerprint; 'idle' or 'busy: <why>'
     "throughput_lo", "throughput_hi", "throughput_rounds", "machine", "load",
+    "timed_at",  # when the joint timing began: steps sharing it had their rounds interleaved
     "classes",  # what the step's head tells apart: chance is 100 / classes
 ]
 TRAIN_COLUMNS = ["top1", "top1_std", "top1_n", "top1_by_seed", "top5", "d_top1", "d_top1_lo", "d_top1_hi", "d_top1_n",
@@ -63,7 +64,7 @@ VARIANT_COLUMN = "variant_of"  # a variant's profile; its overrides follow in `s
 SET_PREFIX = "set."
 TEXT = (VARIANT_COLUMN, "step", "label", "parent", "transform", "device", "dtype", "compile", "channels_last", "uncounted_ops",
         "top1_by_seed", "verdict", "seeds", "status", "pretrain", "expect", "machine", "load",
-        *(c for c in DENSE_COLUMNS if c.endswith(_DENSE_TEXT)))
+        "timed_at", *(c for c in DENSE_COLUMNS if c.endswith(_DENSE_TEXT)))
 
 
 def chain_roots(steps: list[str], parents: list[str]) -> list[str]:
