@@ -39,6 +39,11 @@ def plausible(df: pd.DataFrame) -> pd.Series:
     return ~(share > 1.0)
 
 
+def at_root(df: pd.DataFrame, values: pd.Series) -> pd.Series:
+    """Per row: `values` (aligned with `df`) at the row's chain root; NaN where the root has no row."""
+    return df["root"].map(pd.Series(values.to_numpy(), index=df["step"]))
+
+
 def together(df: pd.DataFrame) -> pd.Series:
     """Per row: timed together with its chain root (the same `timed_at`: rounds interleaved), or either figure
     predates `timed_at` (unknown, taken as together). Timed apart, a ratio carries the machine's drift between the
@@ -46,7 +51,7 @@ def together(df: pd.DataFrame) -> pd.Series:
     if "timed_at" not in df:
         return pd.Series(True, index=df.index)
     at = df["timed_at"].fillna("").astype(str)
-    root_at = df["root"].map(pd.Series(at.to_numpy(), index=df["step"])).fillna("")
+    root_at = at_root(df, at).fillna("")
     return (at == root_at) | (at == "") | (root_at == "")
 
 
@@ -55,14 +60,12 @@ def alike_root(df: pd.DataFrame) -> pd.Series:
     (device, precision, machine), timed together (`together`), neither on a busy machine and both plausibly
     (`plausible`); any other ratio would measure the machine, not the model."""
     trusted = idle(df) & plausible(df)
-    root_setting = df["root"].map(df.set_index("step")["setting"])
-    root_trusted = df["root"].map(pd.Series(trusted.to_numpy(), index=df["step"]))
-    return (df["setting"] == root_setting) & together(df) & trusted & root_trusted.fillna(False).astype(bool)
+    root_trusted = at_root(df, trusted)
+    return (df["setting"] == at_root(df, df["setting"])) & together(df) & trusted & root_trusted.fillna(False).astype(bool)
 
 
 def ratio_to_root(df: pd.DataFrame, speed: pd.Series, alike: bool = True) -> pd.Series:
     """Each row's `speed` as a multiple of its chain root's; NaN where `alike` and the two were not measured alike
     (see `alike_root`). `alike` False is for the paper's own numbers, measured by the paper on one machine."""
-    root_speed = df["root"].map(pd.Series(speed.to_numpy(), index=df["step"]))
-    ratio = speed / root_speed
+    ratio = speed / at_root(df, speed)
     return ratio.where(alike_root(df)) if alike else ratio
